@@ -1,0 +1,256 @@
+"""Gymnasium environments over robosuite, speaking LeRobot's key names.
+
+Observation (a dict):
+    ``observation.images.<camera>``: uint8 (H, W, 3), upright (OpenCV convention).
+    ``observation.state``: float32 (8,) = end-effector position in the world frame (3, metres),
+        end-effector orientation as an axis-angle vector (3, radians), gripper finger
+        joint positions (2). The LIBERO convention, so LeRobot users find it familiar.
+    ``task``: the instruction string.
+Action: float32 (7,) in [-1, 1]: OSC delta position (3, x0.05 m), delta axis-angle rotation
+    (3, x0.5 rad), gripper (-1 open, +1 close). robosuite's BASIC Panda controller.
+Info: ``is_success`` (the task's own judge, per instruction).
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from embodied.types import STATE, TASK, image_key
+from envs.rendering import use_headless_gl, with_fast_visuals
+from envs.tasks import TaskSpec, check_instruction, get_task, sample_instruction
+
+CAMERAS = {
+    "agentview": "agentview",
+    "wrist": "robot0_eye_in_hand",
+    "frontview": "frontview",
+    "birdview": "birdview",
+    "sideview": "sideview",
+}
+STATE_DIM = 8
+ACTION_DIM = 7
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """How a simulated task is built.
+
+    Attributes:
+        task: a name from `envs.tasks.TASKS`.
+        cameras: our camera names (keys of `CAMERAS`), in observation order.
+        image_size: square image side in pixels; small by default so CPUs can train on it.
+        fast_render: switch off shadows and multisampling (about 16x faster on a CPU).
+        horizon: control steps before truncation; None takes the task's own.
+    """
+
+    task: str = "lift"
+    cameras: tuple[str, ...] = ("agentview", "wrist")
+    image_size: int = 64
+    fast_render: bool = True
+    horizon: int | None = None
+
+
+def check_cameras(cameras: tuple[str, ...]) -> None:
+    unknown = [c for c in cameras if c not in CAMERAS]
+    if unknown:
+        raise ValueError(f"unknown camera(s) {unknown}; known cameras: {sorted(CAMERAS)}")
+
+
+def _axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
+    """Unit quaternion (x, y, z, w) -> axis-angle vector, continuous away from angle pi."""
+    q = quat_xyzw if quat_xyzw[3] >= 0 else -quat_xyzw
+    sin_half = np.linalg.norm(q[:3])
+    if sin_half < 1e-8:
+        return np.zeros(3)
+    angle = 2.0 * np.arctan2(sin_half, q[3])
+    return q[:3] / sin_half * angle
+
+
+def _robosuite_class(name: str) -> type:
+    import robosuite
+
+    return robosuite.environments.REGISTERED_ENVS[name]
+
+
+def _fast_subclass(base: type) -> type:
+    """A subclass of a robosuite env whose model XML always carries the fast visual settings.
+
+    robosuite feeds every (re)built model through `edit_model_xml`, including the rebuilds of
+    hard resets, so the settings cannot be lost.
+    """
+
+    def edit_model_xml(self, xml_str: str) -> str:
+        return with_fast_visuals(base.edit_model_xml(self, xml_str))
+
+    return type(f"Fast{base.__name__}", (base,), {"edit_model_xml": edit_model_xml})
+
+
+class RobosuiteEnv(gym.Env):
+    """One robosuite task as a gymnasium env with LeRobot observation keys.
+
+    Resets are seeded without touching NumPy's global generator for longer than the reset
+    itself (robosuite's placement samplers draw from it). `get_state()` / `reset_to(state)`
+    capture and restore MuJoCo's full integration state, so an episode replays exactly.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(self, config: EnvConfig = EnvConfig()):
+        self.config = config
+        self.spec_task: TaskSpec = get_task(config.task)
+        check_cameras(config.cameras)
+        self.horizon = config.horizon or self.spec_task.horizon
+        self.instruction = self.spec_task.instructions[0]
+        self._np_state = np.random.RandomState(0).get_state()
+        self._rng = np.random.default_rng()
+        self._elapsed = 0
+        self._raw: dict[str, np.ndarray] = {}
+        self.sim_env = self._make_robosuite()
+        size = config.image_size
+        self.observation_space = gym.spaces.Dict(
+            {
+                **{
+                    image_key(c): gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+                    for c in config.cameras
+                },
+                STATE: gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
+                TASK: gym.spaces.Text(max_length=256),
+            }
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+
+    def _make_robosuite(self) -> Any:
+        use_headless_gl()
+        from robosuite.controllers import load_composite_controller_config
+
+        logging.getLogger("robosuite").setLevel(logging.ERROR)
+        cls = _robosuite_class(self.spec_task.robosuite_env)
+        if self.config.fast_render:
+            cls = _fast_subclass(cls)
+        size = self.config.image_size
+        return cls(
+            robots="Panda",
+            controller_configs=load_composite_controller_config(controller="BASIC", robot="Panda"),
+            has_renderer=False,
+            has_offscreen_renderer=bool(self.config.cameras),
+            use_camera_obs=bool(self.config.cameras),
+            camera_names=[CAMERAS[c] for c in self.config.cameras] or "agentview",
+            camera_heights=size,
+            camera_widths=size,
+            control_freq=20,
+            horizon=self.horizon,
+            ignore_done=True,
+            hard_reset=False,
+            reward_shaping=False,
+            **self.spec_task.env_kwargs,
+        )
+
+    # --- gymnasium API -------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode; ``options={"task": instruction}`` picks the instruction."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self._np_state = np.random.RandomState(seed).get_state()
+            self._rng = np.random.default_rng(seed)
+        wanted = (options or {}).get("task")
+        self.instruction = (
+            check_instruction(self.spec_task, wanted)
+            if wanted is not None
+            else sample_instruction(self.spec_task, self._rng)
+        )
+        outer = np.random.get_state()
+        np.random.set_state(self._np_state)
+        try:
+            self._raw = self.sim_env.reset()
+        finally:
+            self._np_state = np.random.get_state()
+            np.random.set_state(outer)
+        self._elapsed = 0
+        return self._observation(), self._info()
+
+    def step(self, action: np.ndarray):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (ACTION_DIM,):
+            raise ValueError(f"action must have shape ({ACTION_DIM},), got {action.shape}")
+        self._raw, _, _, _ = self.sim_env.step(np.clip(action, -1.0, 1.0))
+        self._elapsed += 1
+        info = self._info()
+        terminated = info["is_success"]
+        truncated = self._elapsed >= self.horizon
+        return self._observation(), float(terminated), terminated, truncated, info
+
+    def render(self) -> np.ndarray:
+        return self._observation()[image_key(self.config.cameras[0])]
+
+    def close(self) -> None:
+        self.sim_env.close()
+
+    # --- replay ----------------------------------------------------------------------------
+
+    def get_state(self) -> dict:
+        """Everything needed to continue this episode exactly: MuJoCo's integration state,
+        the instruction and the step count. JSON-friendly once the array is listed."""
+        import mujoco
+
+        sim = self.sim_env.sim
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(mujoco.mj_stateSize(sim.model._model, spec))
+        mujoco.mj_getState(sim.model._model, sim.data._data, state, spec)
+        return {
+            "task": self.spec_task.name,
+            "instruction": self.instruction,
+            "elapsed_steps": self._elapsed,
+            "mujoco_state": state,
+        }
+
+    def reset_to(self, state: dict):
+        """Put the env in a state from `get_state()` and return its observation."""
+        import mujoco
+
+        if state.get("task") != self.spec_task.name:
+            raise ValueError(
+                f"state is from task {state.get('task')!r}, env is {self.spec_task.name!r}"
+            )
+        self.reset(options={"task": state["instruction"]})
+        sim = self.sim_env.sim
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        values = np.asarray(state["mujoco_state"], dtype=np.float64)
+        expected = mujoco.mj_stateSize(sim.model._model, spec)
+        if values.shape != (expected,):
+            raise ValueError(f"mujoco_state has {values.size} values, this model needs {expected}")
+        mujoco.mj_setState(sim.model._model, sim.data._data, values, spec)
+        sim.forward()
+        self._raw = self.sim_env._get_observations(force_update=True)
+        self._elapsed = int(state["elapsed_steps"])
+        return self._observation(), self._info()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @property
+    def privileged(self) -> dict[str, np.ndarray]:
+        """robosuite's own observation dict (object poses and more), for scripted experts."""
+        return self._raw
+
+    def is_success(self) -> bool:
+        return self.spec_task.judge(self.sim_env, self.instruction)
+
+    def _info(self) -> dict:
+        return {"is_success": self.is_success(), "task": self.instruction}
+
+    def _observation(self) -> dict:
+        raw = self._raw
+        state = np.concatenate(
+            [raw["robot0_eef_pos"], _axis_angle(raw["robot0_eef_quat"]), raw["robot0_gripper_qpos"]]
+        ).astype(np.float32)
+        obs = {image_key(c): raw[f"{CAMERAS[c]}_image"][::-1].copy() for c in self.config.cameras}
+        obs[STATE] = state
+        obs[TASK] = self.instruction
+        return obs
+
+
+def make_env(task: str = "lift", **kwargs: Any) -> RobosuiteEnv:
+    """Build a task's env: `make_env("lift", cameras=("agentview",), image_size=84)`."""
+    return RobosuiteEnv(EnvConfig(task=task, **kwargs))
