@@ -16,7 +16,7 @@ PAD_SUFFIX = "_is_pad"
 
 
 def image_key(camera: str) -> str:
-    """`observation.images.<camera>`: uint8 HWC in envs and on disk, float CHW in [0, 1] in batches."""
+    """`observation.images.<camera>`: uint8 HWC in envs and on disk, float CHW in batches."""
     return IMAGE_PREFIX + camera
 
 

@@ -2,9 +2,9 @@
 
 MuJoCo's default visual quality (a 4096 shadow map, 4x multisampling) costs about 16x in
 steps per second under Mesa's llvmpipe, and reflective materials (robosuite's table and
-floor) make MuJoCo draw the scene twice, another 1.7x. robosuite rebuilds the model from XML on every hard
-reset, so the settings are written into the XML (through the env's `edit_model_xml` hook)
-rather than patched onto a live model.
+floor) make MuJoCo draw the scene twice, another 1.7x. robosuite rebuilds the model from XML
+on every hard reset, so the settings are written into the XML (through the env's
+`edit_model_xml` hook) rather than patched onto a live model.
 """
 
 import os

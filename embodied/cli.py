@@ -1,0 +1,92 @@
+"""`embodied`: one console script, one subcommand per stage of the job.
+
+Subcommands are looked up in a table and their modules imported only when run, so
+`embodied --help` answers instantly while lerobot, torch and robosuite take seconds each.
+"""
+
+import importlib
+import sys
+import typing
+
+# name -> (module, function, config class, one-line help)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "experts": (
+        "embodied.experts_check",
+        "check_experts",
+        "ExpertsCheckConfig",
+        "success rate of every scripted expert over seeded episodes",
+    ),
+    "collect": (
+        "embodied.data.record",
+        "collect",
+        "CollectConfig",
+        "record expert episodes as a LeRobot v3.0 dataset",
+    ),
+    "dataset-info": (
+        "embodied.data.summary",
+        "print_summary",
+        "SummaryConfig",
+        "summarize a LeRobot dataset (local root or Hub repo_id)",
+    ),
+    "pipeline": (
+        "embodied.pipeline",
+        "run_pipeline",
+        "PipelineConfig",
+        "run every stage from a config: embodied pipeline configs/quickstart.yaml",
+    ),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: embodied <command> [--key=value ...]", "", "commands:"]
+    lines += [f"  {name:<14} {spec[3]}" for name, spec in COMMANDS.items()]
+    lines += ["", "embodied <command> --help lists a command's settings."]
+    return "\n".join(lines)
+
+
+def _command_help(name: str, config_cls: type) -> str:
+    hints = typing.get_type_hints(config_cls)
+    lines = [f"usage: embodied {name} [--key=value ...]", "", COMMANDS[name][3], ""]
+    lines.append((config_cls.__doc__ or "").strip())
+    lines += ["", "settings (defaults):"]
+    defaults = config_cls()
+    for field, hint in hints.items():
+        lines.append(
+            f"  --{field}={getattr(defaults, field)!r}  ({getattr(hint, '__name__', hint)})"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"embodied: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, function_name, config_name, _ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_name)
+    if any(a in ("-h", "--help") for a in rest):
+        print(_command_help(name, config_cls))
+        return 0
+    from embodied.config import ConfigError, load_config
+
+    positional = [a for a in rest if not a.startswith("--")]
+    try:
+        if name == "pipeline" and positional:  # `embodied pipeline configs/x.yaml`
+            rest = [a for a in rest if a != positional[0]]
+            config = load_config(config_cls, rest, config_path=positional[0])
+        else:
+            config = load_config(config_cls, rest)
+    except ConfigError as err:
+        print(f"embodied {name}: {err}", file=sys.stderr)
+        return 2
+    getattr(module, function_name)(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""`embodied collect`: record scripted-expert episodes as a LeRobot v3.0 dataset.
+
+Written through LeRobot's own `LeRobotDataset.create / add_frame / save_episode / finalize`,
+so the result opens in LeRobot's tools unchanged. The dataset is built in `<root>.partial/`
+(marked by an INCOMPLETE file) and renamed to `<root>` only once finalized: an interrupted
+run never leaves a folder that looks like a finished dataset.
+"""
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from embodied.types import ACTION, DONE, REWARD, STATE, SUCCESS, image_key
+
+FPS = 20
+INCOMPLETE_MARKER = "INCOMPLETE"
+EPISODES_SIDECAR = "meta/embodied_episodes.jsonl"  # seed, instruction, start state per episode
+
+STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "finger_l", "finger_r"]
+ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+
+
+@dataclass
+class CollectConfig:
+    """Attributes:
+    task: comma-separated task names; every task gets `episodes` episodes.
+    episodes: episodes per task (instructions of multi-instruction tasks take turns).
+    root: the dataset folder to create; it must not exist yet.
+    repo_id: the dataset's LeRobot name.
+    cameras: our camera names (see envs.robosuite_env.CAMERAS).
+    image_size: square image side in pixels.
+    seed: episode i of the k-th task uses seed `seed + 100_000 * k + i`.
+    noise_std: action noise of the experts, so the data is not one narrow path.
+    perturb_prob: chance per step of a random push the expert recovers from.
+    failure_rate: share of episodes where the expert sabotages itself (negatives for
+        success classifiers); labels always come from the simulator.
+    success_hold: steps still recorded after the task first succeeds.
+    vcodec: video codec passed to LeRobot (libsvtav1 is its default).
+    """
+
+    task: str = "lift"
+    episodes: int = 10
+    root: str = ""
+    repo_id: str = "local/embodied_experts"
+    cameras: tuple[str, ...] = ("agentview", "wrist")
+    image_size: int = 64
+    seed: int = 0
+    noise_std: float = 0.05
+    perturb_prob: float = 0.02
+    failure_rate: float = 0.0
+    success_hold: int = 10
+    vcodec: str = "libsvtav1"
+
+
+def dataset_features(cameras: tuple[str, ...], image_size: int) -> dict:
+    """LeRobot feature spec of the datasets we record."""
+    features = {
+        image_key(c): {
+            "dtype": "video",
+            "shape": (image_size, image_size, 3),
+            "names": ["height", "width", "channels"],
+        }
+        for c in cameras
+    }
+    features[STATE] = {"dtype": "float32", "shape": (len(STATE_NAMES),), "names": STATE_NAMES}
+    features[ACTION] = {"dtype": "float32", "shape": (len(ACTION_NAMES),), "names": ACTION_NAMES}
+    for key, dtype in ((REWARD, "float32"), (DONE, "bool"), (SUCCESS, "bool")):
+        features[key] = {"dtype": dtype, "shape": (1,), "names": None}
+    return features
+
+
+def _check(config: CollectConfig) -> list:
+    from envs.robosuite_env import check_cameras
+    from envs.tasks import parse_tasks
+
+    specs = parse_tasks(config.task)
+    check_cameras(config.cameras)
+    if not config.root:
+        raise ValueError("collect needs --root=DIR, the dataset folder to create")
+    if Path(config.root).exists():
+        raise FileExistsError(f"{config.root} already exists; choose a new --root or remove it")
+    if config.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {config.episodes}")
+    if not 0.0 <= config.failure_rate <= 1.0:
+        raise ValueError(f"--failure_rate must be in [0, 1], got {config.failure_rate}")
+    return specs
+
+
+def collect(config: CollectConfig) -> Path:
+    """Record the dataset and return its root."""
+    specs = _check(config)
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from envs.experts import EXPERTS, ExpertConfig, expert_frames
+    from envs.robosuite_env import make_env
+
+    root = Path(config.root)
+    partial = root.with_name(root.name + ".partial")
+    if partial.exists():
+        print(f"removing {partial}, left by an interrupted collect")
+        shutil.rmtree(partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    dataset = LeRobotDataset.create(
+        config.repo_id,
+        fps=FPS,
+        features=dataset_features(config.cameras, config.image_size),
+        root=partial,
+        robot_type="panda",
+        use_videos=True,
+        vcodec=config.vcodec,
+    )
+    (partial / INCOMPLETE_MARKER).write_text("collect was interrupted; this is not a dataset\n")
+    sidecar = []
+    total = len(specs) * config.episodes
+    bar = tqdm(total=total, desc="recording episodes", unit="ep")
+    successes = 0
+    for k, spec in enumerate(specs):
+        env = make_env(spec.name, cameras=config.cameras, image_size=config.image_size)
+        rng = np.random.default_rng([config.seed, k])
+        for i in range(config.episodes):
+            seed = config.seed + 100_000 * k + i
+            instruction = spec.instructions[i % len(spec.instructions)]
+            expert_config = ExpertConfig(
+                noise_std=config.noise_std,
+                perturb_prob=config.perturb_prob,
+                fail=bool(rng.random() < config.failure_rate),
+            )
+            frames = expert_frames(
+                env, EXPERTS[spec.name], seed, instruction, expert_config, config.success_hold
+            )
+            for t, frame in enumerate(frames):
+                if t == 0:
+                    start_state = frame.start_state
+                dataset.add_frame(_lerobot_frame(frame))
+            dataset.save_episode()
+            successes += frame.success
+            sidecar.append(
+                {
+                    "episode_index": len(sidecar),
+                    "task": spec.name,
+                    "instruction": instruction,
+                    "seed": seed,
+                    "sabotaged": expert_config.fail,
+                    "success": bool(frame.success),
+                    "length": t + 1,
+                    "start_state": start_state["mujoco_state"].tolist(),
+                }
+            )
+            bar.update(1)
+            bar.set_postfix(success=f"{successes / len(sidecar):.0%}")
+        env.close()
+    bar.close()
+    dataset.finalize()
+    with open(partial / EPISODES_SIDECAR, "w") as f:
+        for row in sidecar:
+            f.write(json.dumps(row) + "\n")
+    (partial / INCOMPLETE_MARKER).unlink()
+    partial.rename(root)
+    return root
+
+
+def _lerobot_frame(frame) -> dict:
+    out = {k: v for k, v in frame.observation.items() if k != "task"}
+    out["task"] = frame.observation["task"]
+    out[ACTION] = np.asarray(frame.action, dtype=np.float32)
+    out[REWARD] = np.array([frame.reward], dtype=np.float32)
+    out[DONE] = np.array([frame.done], dtype=bool)
+    out[SUCCESS] = np.array([frame.success], dtype=bool)
+    return out
