@@ -1,0 +1,169 @@
+"""A zarr cache of a LeRobot dataset's decoded frames and numeric columns.
+
+Random access into AV1 video is what makes `LeRobotDataset` slow for training (about 100
+samples/s here): every sample seeks and decodes. The cache decodes each video file once,
+front to back, and stores frames as uint8 arrays in zarr; numeric columns are stored beside
+them. A cache is named by a fingerprint of the dataset's files (names, sizes, modification
+times), so a changed dataset gets a new cache and stale ones are removed. It is written to a
+temporary name and renamed when complete, so a crash never leaves a cache that looks whole.
+"""
+
+import hashlib
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_FORMAT = 1
+CHUNK_FRAMES = 64
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("EMBODIED_CACHE_DIR", Path.home() / ".cache/embodied/frames"))
+
+
+def fingerprint(root: Path) -> str:
+    """Changes whenever a file of the dataset is added, removed, resized or rewritten."""
+    digest = hashlib.sha256(f"format={CACHE_FORMAT}".encode())
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("meta/", "data/", "videos/")):
+            stat = path.stat()
+            digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:20]
+
+
+def _cache_name(meta: Any) -> str:
+    """One name per dataset location, so two datasets never evict each other's cache."""
+    where = hashlib.sha256(str(Path(meta.root).resolve()).encode()).hexdigest()[:8]
+    return f"{meta.repo_id.replace('/', '--')}-{where}"
+
+
+def cache_path(meta: Any, cache_dir: Path | None = None) -> Path:
+    folder = cache_dir or default_cache_dir()
+    return folder / f"{_cache_name(meta)}-{fingerprint(Path(meta.root))}.zarr"
+
+
+def _numeric_columns(meta: Any) -> dict[str, np.ndarray]:
+    """Every non-image column of the dataset, rows ordered by the global `index`."""
+    import pyarrow.parquet as pq
+
+    keys = [k for k, ft in meta.features.items() if ft["dtype"] not in ("image", "video")]
+    files = sorted(Path(meta.root, "data").rglob("*.parquet"))
+    tables = [pq.read_table(f, columns=keys) for f in files]
+    columns = {k: np.concatenate([_to_numpy(t.column(k)) for t in tables]) for k in keys}
+    order = np.argsort(columns["index"], kind="stable")
+    return {k: v[order] for k, v in columns.items()}
+
+
+def _to_numpy(column: Any) -> np.ndarray:
+    array = column.combine_chunks()
+    if hasattr(array, "flatten") and hasattr(array.type, "list_size"):  # fixed-size list
+        return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), -1)
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _decode_video(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All frames of a video file, front to back, as (N, H, W, 3) uint8 and their times."""
+    import av
+
+    frames, times = [], []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            times.append(float(frame.pts * stream.time_base))
+    return np.stack(frames), np.asarray(times)
+
+
+def _video_frames(meta: Any, key: str, total: int) -> np.ndarray:
+    """Frames of video feature `key` for every dataset row, in `index` order."""
+    out: np.ndarray | None = None
+    decoded: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
+    for ep in meta.episodes:
+        path = Path(meta.root) / meta.get_video_file_path(ep["episode_index"], key)
+        if path not in decoded:
+            decoded.clear()  # files are visited in order; keep one in memory
+            if not path.is_file():
+                raise FileNotFoundError(f"video {path} of {key} is missing")
+            decoded[path] = _decode_video(path)
+        frames, times = decoded[path]
+        start = ep[f"videos/{key}/from_timestamp"]
+        length = ep["dataset_to_index"] - ep["dataset_from_index"]
+        wanted = start + np.arange(length) / meta.fps
+        nearest = np.searchsorted(times, wanted - 0.5 / meta.fps)
+        nearest = np.clip(nearest, 0, len(times) - 1)
+        if np.abs(times[nearest] - wanted).max() > 0.5 / meta.fps:
+            raise ValueError(f"{path} lacks frames of episode {ep['episode_index']} ({key})")
+        if out is None:
+            out = np.empty((total, *frames.shape[1:]), dtype=np.uint8)
+        out[ep["dataset_from_index"] : ep["dataset_to_index"]] = frames[nearest]
+    return out
+
+
+def _image_frames(meta: Any, key: str) -> np.ndarray:
+    """Frames of an image feature stored as PNG/JPEG bytes inside the parquet files."""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    rows = []
+    for f in sorted(Path(meta.root, "data").rglob("*.parquet")):
+        table = pq.read_table(f, columns=[key, "index"])
+        images = table.column(key).to_pylist()
+        for index, image in zip(table.column("index").to_pylist(), images, strict=True):
+            rows.append((index, np.asarray(Image.open(io.BytesIO(image["bytes"])).convert("RGB"))))
+    rows.sort(key=lambda r: r[0])
+    return np.stack([r[1] for r in rows])
+
+
+def build_cache(meta: Any, path: Path) -> Path:
+    """Decode the whole dataset into a zarr store at `path` (atomically)."""
+    import zarr
+    from tqdm import tqdm
+
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    group = zarr.open_group(str(tmp), mode="w")
+    columns = _numeric_columns(meta)
+    total = len(columns["index"])
+    for key, values in columns.items():
+        group.create_array(key, data=values, chunks=(max(1, min(total, 4096)), *values.shape[1:]))
+    for key in tqdm(meta.camera_keys, desc=f"caching frames of {meta.repo_id}", unit="camera"):
+        if key in meta.video_keys:
+            frames = _video_frames(meta, key, total)
+        else:
+            frames = _image_frames(meta, key)
+        group.create_array(key, data=frames, chunks=(CHUNK_FRAMES, *frames.shape[1:]))
+    group.attrs.update({"format": CACHE_FORMAT, "repo_id": meta.repo_id, "frames": total})
+    stale_name = re.compile(re.escape(_cache_name(meta)) + r"-[0-9a-f]{20}\.zarr")
+    for stale in path.parent.iterdir():
+        if stale_name.fullmatch(stale.name):  # caches of earlier versions of this dataset
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp.rename(path)
+    return path
+
+
+def load_cache(meta: Any, cache_dir: Path | None = None, max_memory_mb: int = 4096) -> dict:
+    """The cached arrays of `meta`'s dataset, building the cache first if needed.
+
+    Arrays that fit in `max_memory_mb` together are read into memory; larger datasets are
+    served from zarr (slower, chunked reads).
+    """
+    import zarr
+
+    path = cache_path(meta, cache_dir)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build_cache(meta, path)
+    group = zarr.open_group(str(path), mode="r")
+    if group.attrs.get("format") != CACHE_FORMAT:
+        raise ValueError(f"{path} is a cache of another format; delete it")
+    arrays = {key: group[key] for key in group.array_keys()}
+    nbytes = sum(a.nbytes for a in arrays.values())
+    if nbytes <= max_memory_mb * 2**20:
+        arrays = {k: a[...] for k, a in arrays.items()}
+    return arrays
