@@ -3,8 +3,9 @@
 Observation (a dict):
     ``observation.images.<camera>``: uint8 (H, W, 3), upright (OpenCV convention).
     ``observation.state``: float32 (8,) = end-effector position in the world frame (3, metres),
-        end-effector orientation as an axis-angle vector (3, radians), gripper finger
-        joint positions (2). The LIBERO convention, so LeRobot users find it familiar.
+        end-effector orientation as the axis-angle vector (3, radians) of its rotation from
+        the gripper-pointing-down home pose (continuous, unlike world-frame axis-angle),
+        gripper finger joint positions (2). LIBERO's layout, with a continuous orientation.
     ``task``: the instruction string.
 Action: float32 (7,) in [-1, 1]: OSC delta position (3, x0.05 m), delta axis-angle rotation
     (3, x0.5 rad), gripper (-1 open, +1 close). robosuite's BASIC Panda controller.
@@ -12,11 +13,13 @@ Info: ``is_success`` (the task's own judge, per instruction).
 """
 
 import logging
+import string
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from embodied.types import STATE, TASK, image_key
 from envs.rendering import use_headless_gl, with_fast_visuals
@@ -58,14 +61,17 @@ def check_cameras(cameras: tuple[str, ...]) -> None:
         raise ValueError(f"unknown camera(s) {unknown}; known cameras: {sorted(CAMERAS)}")
 
 
-def _axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
-    """Unit quaternion (x, y, z, w) -> axis-angle vector, continuous away from angle pi."""
-    q = quat_xyzw if quat_xyzw[3] >= 0 else -quat_xyzw
-    sin_half = np.linalg.norm(q[:3])
-    if sin_half < 1e-8:
-        return np.zeros(3)
-    angle = 2.0 * np.arctan2(sin_half, q[3])
-    return q[:3] / sin_half * angle
+# The gripper pointing straight down, fingers along the world y axis: a half turn about x.
+HOME_ROTATION = Rotation.from_rotvec([np.pi, 0.0, 0.0])
+
+
+def orientation_from_home(quat_xyzw: np.ndarray) -> np.ndarray:
+    """Axis-angle (radians) of the end effector's rotation away from `HOME_ROTATION`.
+
+    Measured from home rather than from the world frame, because a downward-pointing gripper
+    sits at a half turn from the world frame, where axis-angle jumps between +pi and -pi.
+    """
+    return (HOME_ROTATION.inv() * Rotation.from_quat(quat_xyzw)).as_rotvec()
 
 
 def _robosuite_class(name: str) -> type:
@@ -103,9 +109,9 @@ class RobosuiteEnv(gym.Env):
         check_cameras(config.cameras)
         self.horizon = config.horizon or self.spec_task.horizon
         self.instruction = self.spec_task.instructions[0]
-        self._np_state = np.random.RandomState(0).get_state()
-        self._rng = np.random.default_rng()
-        self._elapsed = 0
+        self._seeds = np.random.default_rng()
+        self.episode_seed: int | None = None
+        self._actions: list[np.ndarray] = []
         self._raw: dict[str, np.ndarray] = {}
         self.sim_env = self._make_robosuite()
         size = config.image_size
@@ -116,7 +122,7 @@ class RobosuiteEnv(gym.Env):
                     for c in config.cameras
                 },
                 STATE: gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
-                TASK: gym.spaces.Text(max_length=256),
+                TASK: gym.spaces.Text(max_length=256, charset=string.printable),
             }
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
@@ -150,36 +156,42 @@ class RobosuiteEnv(gym.Env):
     # --- gymnasium API -------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Start an episode; ``options={"task": instruction}`` picks the instruction."""
+        """Start an episode; ``options={"task": instruction}`` picks the instruction.
+
+        Every episode gets its own seed (drawn from the env's seed sequence when none is
+        given), which fixes robosuite's object placement and the sampled instruction.
+        """
         super().reset(seed=seed)
         if seed is not None:
-            self._np_state = np.random.RandomState(seed).get_state()
-            self._rng = np.random.default_rng(seed)
+            self._seeds = np.random.default_rng(seed)
+            self.episode_seed = int(seed)
+        else:
+            self.episode_seed = int(self._seeds.integers(2**31 - 1))
         wanted = (options or {}).get("task")
         self.instruction = (
             check_instruction(self.spec_task, wanted)
             if wanted is not None
-            else sample_instruction(self.spec_task, self._rng)
+            else sample_instruction(self.spec_task, np.random.default_rng(self.episode_seed))
         )
-        outer = np.random.get_state()
-        np.random.set_state(self._np_state)
+        outer = np.random.get_state()  # robosuite's placement samplers draw from it
+        np.random.seed(self.episode_seed)
         try:
             self._raw = self.sim_env.reset()
         finally:
-            self._np_state = np.random.get_state()
             np.random.set_state(outer)
-        self._elapsed = 0
+        self._actions: list[np.ndarray] = []
         return self._observation(), self._info()
 
     def step(self, action: np.ndarray):
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (ACTION_DIM,):
             raise ValueError(f"action must have shape ({ACTION_DIM},), got {action.shape}")
-        self._raw, _, _, _ = self.sim_env.step(np.clip(action, -1.0, 1.0))
-        self._elapsed += 1
+        action = np.clip(action, -1.0, 1.0)
+        self._raw, _, _, _ = self.sim_env.step(action)
+        self._actions.append(action)
         info = self._info()
         terminated = info["is_success"]
-        truncated = self._elapsed >= self.horizon
+        truncated = len(self._actions) >= self.horizon
         return self._observation(), float(terminated), terminated, truncated, info
 
     def render(self) -> np.ndarray:
@@ -191,41 +203,48 @@ class RobosuiteEnv(gym.Env):
     # --- replay ----------------------------------------------------------------------------
 
     def get_state(self) -> dict:
-        """Everything needed to continue this episode exactly: MuJoCo's integration state,
-        the instruction and the step count. JSON-friendly once the array is listed."""
+        """What replays this episode up to now, exactly: its seed, instruction and actions.
+
+        robosuite keeps state outside MuJoCo (controller caches, the gripper's integrated
+        command, object placements written into the model), so restoring `mj_setState`
+        alone drifts. Re-simulating from the seeded reset is exact by construction; the
+        MuJoCo state is kept too, to check the replay and for tools that want it.
+        """
         import mujoco
 
-        sim = self.sim_env.sim
+        model, data = self._mujoco()
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        state = np.empty(mujoco.mj_stateSize(sim.model._model, spec))
-        mujoco.mj_getState(sim.model._model, sim.data._data, state, spec)
+        physics = np.empty(mujoco.mj_stateSize(model, spec))
+        mujoco.mj_getState(model, data, physics, spec)
         return {
             "task": self.spec_task.name,
             "instruction": self.instruction,
-            "elapsed_steps": self._elapsed,
-            "mujoco_state": state,
+            "seed": self.episode_seed,
+            "actions": np.array(self._actions, dtype=np.float64).reshape(-1, ACTION_DIM),
+            "mujoco_state": physics,
         }
 
     def reset_to(self, state: dict):
         """Put the env in a state from `get_state()` and return its observation."""
-        import mujoco
-
         if state.get("task") != self.spec_task.name:
             raise ValueError(
-                f"state is from task {state.get('task')!r}, env is {self.spec_task.name!r}"
+                f"state is from task {state.get('task')!r}, this env is {self.spec_task.name!r}"
             )
-        self.reset(options={"task": state["instruction"]})
-        sim = self.sim_env.sim
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        values = np.asarray(state["mujoco_state"], dtype=np.float64)
-        expected = mujoco.mj_stateSize(sim.model._model, spec)
-        if values.shape != (expected,):
-            raise ValueError(f"mujoco_state has {values.size} values, this model needs {expected}")
-        mujoco.mj_setState(sim.model._model, sim.data._data, values, spec)
-        sim.forward()
-        self._raw = self.sim_env._get_observations(force_update=True)
-        self._elapsed = int(state["elapsed_steps"])
+        self.reset(seed=int(state["seed"]), options={"task": state["instruction"]})
+        for action in np.asarray(state["actions"], dtype=np.float64).reshape(-1, ACTION_DIM):
+            self._raw, _, _, _ = self.sim_env.step(action)
+            self._actions.append(action)
+        replayed = self.get_state()["mujoco_state"]
+        if "mujoco_state" in state and not np.array_equal(replayed, state["mujoco_state"]):
+            raise RuntimeError(f"{self.spec_task.name}: replay diverged from the recorded state")
         return self._observation(), self._info()
+
+    def _grippers(self) -> list:
+        return [g for robot in self.sim_env.robots for g in robot.gripper.values()]
+
+    def _mujoco(self):
+        sim = self.sim_env.sim
+        return sim.model._model, sim.data._data
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -243,7 +262,11 @@ class RobosuiteEnv(gym.Env):
     def _observation(self) -> dict:
         raw = self._raw
         state = np.concatenate(
-            [raw["robot0_eef_pos"], _axis_angle(raw["robot0_eef_quat"]), raw["robot0_gripper_qpos"]]
+            [
+                raw["robot0_eef_pos"],
+                orientation_from_home(raw["robot0_eef_quat"]),
+                raw["robot0_gripper_qpos"],
+            ]
         ).astype(np.float32)
         obs = {image_key(c): raw[f"{CAMERAS[c]}_image"][::-1].copy() for c in self.config.cameras}
         obs[STATE] = state

@@ -20,7 +20,7 @@ FPS = 20
 INCOMPLETE_MARKER = "INCOMPLETE"
 EPISODES_SIDECAR = "meta/embodied_episodes.jsonl"  # seed, instruction, start state per episode
 
-STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "finger_l", "finger_r"]
+STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_rx", "eef_ry", "eef_rz", "finger_l", "finger_r"]
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
 
 

@@ -1,0 +1,41 @@
+"""Shared fixtures: small real datasets (recorded by us, and LeRobot's own from ../shared)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("EMBODIED_FIXTURES", REPO.parent / "shared/data/lerobot_fixtures"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Frame caches of the test run go to a temporary folder, never the user's."""
+    old = os.environ.get("EMBODIED_CACHE_DIR")
+    os.environ["EMBODIED_CACHE_DIR"] = str(tmp_path_factory.mktemp("frame_cache"))
+    yield
+    if old is None:
+        os.environ.pop("EMBODIED_CACHE_DIR", None)
+    else:
+        os.environ["EMBODIED_CACHE_DIR"] = old
+
+
+def lerobot_fixture(name: str) -> Path:
+    path = FIXTURES / name
+    if not (path / "meta/info.json").is_file():
+        pytest.skip(f"LeRobot fixture {path} is absent (set EMBODIED_FIXTURES to its folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def recorded(tmp_path_factory):
+    """A small multi-task dataset recorded by `collect`, with its config."""
+    from embodied.data.record import CollectConfig, collect
+
+    root = tmp_path_factory.mktemp("recorded") / "lift_cubes"
+    config = CollectConfig(
+        task="lift,lang_cubes", episodes=2, root=str(root), failure_rate=0.0, success_hold=3
+    )
+    collect(config)
+    return root, config
