@@ -28,7 +28,8 @@ class PipelineConfig:
 
 
 def _stage_done(record: Path, config: dict) -> bool:
-    return record.is_file() and json.loads(record.read_text())["config"] == config
+    as_saved = json.loads(json.dumps(config))  # tuples come back from JSON as lists
+    return record.is_file() and json.loads(record.read_text())["config"] == as_saved
 
 
 def _write_record(record: Path, config: dict, wall_s: float) -> None:

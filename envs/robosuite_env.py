@@ -129,13 +129,24 @@ class RobosuiteEnv(gym.Env):
 
     def _make_robosuite(self) -> Any:
         use_headless_gl()
-        from robosuite.controllers import load_composite_controller_config
 
         logging.getLogger("robosuite").setLevel(logging.ERROR)
         cls = _robosuite_class(self.spec_task.robosuite_env)
         if self.config.fast_render:
             cls = _fast_subclass(cls)
         size = self.config.image_size
+        # robosuite draws some scene properties (Lift's cube size) from NumPy's global
+        # generator when it builds the model: fix it so every instance is the same scene.
+        outer = np.random.get_state()
+        np.random.seed(0)
+        try:
+            return self._build(cls, size)
+        finally:
+            np.random.set_state(outer)
+
+    def _build(self, cls: type, size: int) -> Any:
+        from robosuite.controllers import load_composite_controller_config
+
         return cls(
             robots="Panda",
             controller_configs=load_composite_controller_config(controller="BASIC", robot="Panda"),

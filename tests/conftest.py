@@ -21,11 +21,17 @@ def _isolated_cache(tmp_path_factory):
         os.environ["EMBODIED_CACHE_DIR"] = old
 
 
-def lerobot_fixture(name: str) -> Path:
+def _fixture_root(name: str) -> Path:
     path = FIXTURES / name
     if not (path / "meta/info.json").is_file():
         pytest.skip(f"LeRobot fixture {path} is absent (set EMBODIED_FIXTURES to its folder)")
     return path
+
+
+@pytest.fixture
+def lerobot_fixture():
+    """`lerobot_fixture("pusht_fixture")` -> the folder of a LeRobot dataset from ../shared."""
+    return _fixture_root
 
 
 @pytest.fixture(scope="session")
