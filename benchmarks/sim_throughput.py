@@ -1,0 +1,83 @@
+"""Simulator steps per second with camera observations, on one core.
+
+Ours (no shadow map, no multisampling, no reflections) against robosuite's default visual
+settings, for every task. Run: .venv/bin/python benchmarks/sim_throughput.py --json sim.json
+"""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_rate, parser, pin_to_one_core, print_table, write_json  # noqa: E402
+
+
+def steps_per_second(task: str, fast: bool, cameras: tuple[str, ...], steps: int, repeats: int):
+    import numpy as np
+
+    from envs.robosuite_env import make_env
+
+    env = make_env(task, cameras=cameras, image_size=64, fast_render=fast)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, 7)).astype(np.float32)
+    env.reset(seed=0)
+    for action in actions[:10]:  # warm-up: first renders compile shaders
+        env.step(action)
+    rates = []
+    for r in range(repeats):
+        env.reset(seed=r)
+        start = time.perf_counter()
+        for action in actions:
+            env.step(action)
+        rates.append(steps / (time.perf_counter() - start))
+    env.close()
+    return median_rate(rates)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--tasks", default="lift,stack,pick_place_can,door,lang_cubes")
+    args = p.parse_args()
+    pin_to_one_core()
+    two = ("agentview", "wrist")
+    ours = steps_per_second("lift", True, two, args.steps, args.repeats)
+    default = steps_per_second("lift", False, two, args.steps, args.repeats)
+    ours_one = steps_per_second("lift", True, ("agentview",), args.steps, args.repeats)
+    default_one = steps_per_second("lift", False, ("agentview",), args.steps, args.repeats)
+    no_camera = steps_per_second("lift", True, (), args.steps, args.repeats)
+    per_task = {"lift": ours}
+    for task in args.tasks.split(","):
+        if task != "lift":
+            per_task[task] = steps_per_second(task, True, two, args.steps, args.repeats)
+    rows = [
+        ["lift, 2 cameras 64x64", f"{default:.1f}", f"{ours:.1f}", f"{ours / default:.1f}x"],
+        [
+            "lift, 1 camera 64x64",
+            f"{default_one:.1f}",
+            f"{ours_one:.1f}",
+            f"{ours_one / default_one:.1f}x",
+        ],
+        ["lift, no camera (physics)", "-", f"{no_camera:.1f}", "-"],
+    ]
+    rows += [[f"{t}, 2 cameras", "-", f"{v:.1f}", "-"] for t, v in per_task.items() if t != "lift"]
+    print_table(["steps/s (one core, median)", "robosuite default", "ours", "speed-up"], rows)
+    write_json(
+        args.json,
+        {
+            "ours_steps_per_s": ours,
+            "default_steps_per_s": default,
+            "per_task": per_task,
+            "one_camera": {"ours_steps_per_s": ours_one, "default_steps_per_s": default_one},
+            "no_camera_steps_per_s": no_camera,
+            "settings": {
+                "cameras": list(two),
+                "image_size": 64,
+                "steps": args.steps,
+                "repeats": args.repeats,
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
