@@ -108,3 +108,33 @@ def test_success_depends_on_the_instruction():
     for other in ("lift the green cube", "stack the red cube on the green cube"):
         env.instruction = other
         assert not env.is_success()
+
+
+def test_fast_rendering_leaves_physics_untouched():
+    """Simplified meshes are visual-only: trajectories match robosuite's own model exactly."""
+    states = []
+    for fast in (True, False):
+        env = make_env("lift", cameras=(), fast_render=fast)
+        env.reset(seed=4)
+        for action in _actions(10, seed=5):
+            obs = env.step(action)[0]
+        states.append(obs[STATE])
+        env.close()
+    assert np.array_equal(states[0], states[1])
+
+
+def test_large_visual_meshes_are_simplified_and_cached(tmp_path, monkeypatch):
+    import xml.etree.ElementTree as ET
+
+    from envs.rendering import mesh_cache_dir, with_fast_visuals
+
+    monkeypatch.setenv("EMBODIED_CACHE_DIR", str(tmp_path))
+    env = make_env("lift", cameras=(), fast_render=False)
+    xml = env.sim_env.model.get_xml()
+    fast = ET.fromstring(with_fast_visuals(xml))
+    files = {m.get("name"): m.get("file") for m in fast.iter("mesh")}
+    original = {m.get("name"): m.get("file") for m in ET.fromstring(xml).iter("mesh")}
+    simplified = [name for name in files if files[name] != original[name]]
+    assert "robot0_link1_vis" in simplified and "robot0_link1" not in simplified
+    assert all(files[n].startswith(str(mesh_cache_dir())) for n in simplified)
+    assert with_fast_visuals(xml) == with_fast_visuals(xml)  # second call served from cache
