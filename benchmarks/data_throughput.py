@@ -52,6 +52,7 @@ def cached_rate(meta, batches: int, repeats: int) -> tuple[float, float]:
     dataset = CachedDataset(meta, _recipe(meta))
     open_s = time.perf_counter() - start
     rates = []
+
     def endless(seed: int):
         while True:
             yield from dataset.iter_batches(BATCH, shuffle=True, seed=seed)

@@ -70,10 +70,21 @@ def test_batches_have_documented_shapes_and_pads(lerobot_fixture):
     assert batch[STATE + "_is_pad"][0].tolist() == [True, False]  # no history before frame 0
     assert batch[ACTION + "_is_pad"].shape == (5, 16) and not batch[ACTION + "_is_pad"].any()
     assert batch["task"] == ["Push the T-shaped block onto the T-shaped target."] * 5
+    assert set(dataset.stats[ACTION]) >= {"mean", "std", "min", "max"}
+    assert dataset.stats[ACTION]["mean"].shape == (2,)
     epoch = list(dataset.iter_batches(batch_size=32, shuffle=True, seed=1))
     again = list(dataset.iter_batches(batch_size=32, shuffle=True, seed=1))
     assert len(epoch) == len(dataset) // 32
     assert all(torch.equal(a["index"], b["index"]) for a, b in zip(epoch, again, strict=True))
+
+
+def test_open_from_a_dataset_config(lerobot_fixture, tmp_path):
+    config = DatasetConfig(
+        root=str(lerobot_fixture("pusht_image_fixture")), cache_dir=str(tmp_path)
+    )
+    dataset = CachedDataset.open(config)
+    assert len(dataset) == 161 and dataset[0]["observation.image"].shape == (3, 96, 96)
+    assert list(tmp_path.glob("*.zarr"))
 
 
 def test_cache_is_rebuilt_when_the_dataset_changes(tmp_path, lerobot_fixture):

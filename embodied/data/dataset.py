@@ -72,6 +72,7 @@ class CachedDataset(torch.utils.data.Dataset):
 
     @classmethod
     def open(cls, config: DatasetConfig, **kwargs: Any) -> "CachedDataset":
+        """The loader for a `--dataset.*` config: checks the folder, then serves the cache."""
         return cls(open_metadata(config), cache_dir=config.cache_dir or None, **kwargs)
 
     def __len__(self) -> int:
@@ -84,7 +85,7 @@ class CachedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         batch = self.batch(np.array([idx]))
-        return {k: (v[0] if k != "task" else v[0]) for k, v in batch.items()}
+        return {k: v[0] for k, v in batch.items()}
 
     def batch(self, indices: np.ndarray | list[int]) -> dict:
         """A whole batch in one vectorized read."""

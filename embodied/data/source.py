@@ -96,8 +96,3 @@ def require_features(
             raise DatasetError(
                 f"dataset {name} has actions of shape {shape}; {where} needs ({action_dim},)"
             )
-
-
-def camera_keys(meta: Any) -> list[str]:
-    """Image features, whether stored as video or as images in parquet."""
-    return list(meta.camera_keys)

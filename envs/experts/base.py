@@ -54,7 +54,9 @@ class ScriptedExpert:
         self._perturb_left = 0
         self._perturb = np.zeros(7)
         self._sabotage_at = int(rng.integers(15, 60)) if config.fail else None
+        self._drift = np.zeros(3)
         self._steps = 0
+        self._last_grip = OPEN
 
     # --- what subclasses write ------------------------------------------------------------
 
@@ -77,8 +79,6 @@ class ScriptedExpert:
         action[:6] += self.config.noise_std * self.rng.standard_normal(6)
         action += self._perturbation()
         return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-    _last_grip = OPEN
 
     def _perturbation(self) -> np.ndarray:
         if self._perturb_left == 0 and self.rng.random() < self.config.perturb_prob:

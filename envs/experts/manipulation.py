@@ -21,21 +21,48 @@ class PickPlaceExpert(ScriptedExpert):
         self,
         pos_key: str,
         quat_key: str | None,
-        period: float = np.pi / 2,
+        avoid_key: str | None = None,
         grasp_dz: float = 0.0,
         lift: float = 0.12,
+        attempts: int = 3,
     ) -> Iterator[np.ndarray]:
-        """Grasp the object at `pos_key`; `quat_key=None` for round objects (wrist kept)."""
+        """Grasp the object at `pos_key` and lift it, trying again if it was not picked up.
+
+        `quat_key=None` marks a round object (the wrist is kept as it is). For a box, of the
+        two finger directions that fit its faces, the one pointing away from the object at
+        `avoid_key` is taken, so an open finger does not land on a neighbour.
+        """
         obj = lambda: self.obs(pos_key)  # noqa: E731
+        for _ in range(attempts):
+            yaw = self._grasp_yaw(obj(), quat_key, avoid_key)
+            aligned = lambda yaw=yaw: yaw  # noqa: E731
+            rest_z = obj()[2]
+            yield from self.move(lambda: obj() + 0.08 * UP, OPEN, tol=0.02, finger_yaw=aligned)
+            yield from self.move(lambda: obj() + 0.04 * UP, OPEN, tol=0.01, finger_yaw=aligned)
+            yield from self.move(
+                lambda: obj() + grasp_dz * UP, OPEN, tol=0.006, max_steps=40, finger_yaw=aligned
+            )
+            yield from self.hold(CLOSE, 10)
+            start = self.eef()
+            yield from self.move(lambda start=start: start + lift * UP, CLOSE, tol=0.02)
+            if obj()[2] > rest_z + lift / 2:
+                return
+            yield from self.hold(OPEN, 5)  # missed: let go and try again
+
+    def _grasp_yaw(self, obj: np.ndarray, quat_key: str | None, avoid_key: str | None) -> float:
         now = self.finger_yaw_now()
-        yaw = now if quat_key is None else grasp_yaw(self.obs(quat_key), now, period)
-        aligned = lambda: yaw  # noqa: E731
-        yield from self.move(lambda: obj() + 0.08 * UP, OPEN, tol=0.02, finger_yaw=aligned)
-        yield from self.move(lambda: obj() + 0.04 * UP, OPEN, tol=0.01, finger_yaw=aligned)
-        yield from self.move(lambda: obj() + grasp_dz * UP, OPEN, tol=0.006, finger_yaw=aligned)
-        yield from self.hold(CLOSE, 10)
-        start = self.eef()
-        yield from self.move(lambda: start + lift * UP, CLOSE, tol=0.02)
+        if quat_key is None:
+            return now
+        yaw = grasp_yaw(self.obs(quat_key), now, np.pi / 2)
+        if avoid_key is None:
+            return yaw
+        away = self.obs(avoid_key)[:2] - obj[:2]
+        along = abs(np.cos(np.arctan2(away[1], away[0]) - yaw))  # 1: fingers point at it
+        return (
+            yaw
+            if along < np.cos(np.pi / 4)
+            else grasp_yaw(self.obs(quat_key), yaw + np.pi / 2, np.pi / 2)
+        )
 
     def place(self, target: np.ndarray, carry_height: float) -> Iterator[np.ndarray]:
         """Carry to above `target` at `carry_height`, lower to `target`, release, back off."""
@@ -53,7 +80,7 @@ class LiftExpert(PickPlaceExpert):
 
 
 def _stack_script(expert: PickPlaceExpert) -> Iterator[np.ndarray]:
-    yield from expert.pick("cubeA_pos", "cubeA_quat", lift=0.1)
+    yield from expert.pick("cubeA_pos", "cubeA_quat", avoid_key="cubeB_pos", lift=0.1)
     red_half = expert.env.sim_env.cubeA.size[2]
     green_half = expert.env.sim_env.cubeB.size[2]
     green = expert.obs("cubeB_pos")
@@ -72,9 +99,9 @@ class CubesExpert(PickPlaceExpert):
     def script(self) -> Iterator[np.ndarray]:
         instruction = self.env.instruction
         if instruction == "lift the red cube":
-            yield from self.pick("cubeA_pos", "cubeA_quat", lift=0.15)
+            yield from self.pick("cubeA_pos", "cubeA_quat", avoid_key="cubeB_pos", lift=0.15)
         elif instruction == "lift the green cube":
-            yield from self.pick("cubeB_pos", "cubeB_quat", lift=0.15)
+            yield from self.pick("cubeB_pos", "cubeB_quat", avoid_key="cubeA_pos", lift=0.15)
         elif instruction == "stack the red cube on the green cube":
             yield from _stack_script(self)
         else:
