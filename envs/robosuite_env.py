@@ -130,7 +130,7 @@ class RobosuiteEnv(gym.Env):
     def _make_robosuite(self) -> Any:
         use_headless_gl()
 
-        logging.getLogger("robosuite").setLevel(logging.ERROR)
+        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # its controller-config chatter
         cls = _robosuite_class(self.spec_task.robosuite_env)
         if self.config.fast_render:
             cls = _fast_subclass(cls)

@@ -72,7 +72,7 @@ TASKS: dict[str, TaskSpec] = {
             300,
             _robosuite_success,
         ),
-        TaskSpec("door", "Door", ("open the door",), 250, _robosuite_success),
+        TaskSpec("door", "Door", ("open the door",), 300, _robosuite_success),
         TaskSpec(
             "lang_cubes",
             "Stack",

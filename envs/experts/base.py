@@ -17,6 +17,7 @@ from envs.robosuite_env import RobosuiteEnv
 POS_SCALE = 0.05  # metres per unit of OSC position action
 ROT_SCALE = 0.5  # radians per unit of OSC rotation action
 OPEN, CLOSE = -1.0, 1.0
+PRECISE_NOISE_SCALE = 0.2  # share of the action noise kept while holding a door lever, etc.
 DOWN = np.array([0.0, 0.0, -1.0])
 
 Target = Callable[[], np.ndarray]
@@ -57,6 +58,7 @@ class ScriptedExpert:
         self._drift = np.zeros(3)
         self._steps = 0
         self._last_grip = OPEN
+        self.precise = False  # set by scripts during contact-rich moves: noise is damped
 
     # --- what subclasses write ------------------------------------------------------------
 
@@ -76,8 +78,11 @@ class ScriptedExpert:
                 action[6] = self._last_grip
         self._last_grip = action[6]
         action = action.copy()
-        action[:6] += self.config.noise_std * self.rng.standard_normal(6)
-        action += self._perturbation()
+        noise_scale = PRECISE_NOISE_SCALE if self.precise else 1.0
+        action[:6] += noise_scale * self.config.noise_std * self.rng.standard_normal(6)
+        perturbation = self._perturbation()
+        if not self.precise:
+            action += perturbation
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     def _perturbation(self) -> np.ndarray:

@@ -39,6 +39,7 @@ class DoorExpert(ScriptedExpert):
         grip_at = lambda: self.handle() + self.grip_offset * self.outward_normal()  # noqa: E731
         yield from self.move(lambda: grip_at() + 0.08 * UP, OPEN, tol=0.015, finger_yaw=aligned)
         yield from self.move(grip_at, OPEN, tol=0.008, max_steps=30, finger_yaw=aligned)
+        self.precise = True  # from here on the lever is in hand: noise would shake it loose
         yield from self.hold(CLOSE, 10)
         press = self.eef() - self.press_depth * UP
         yield from self.move(lambda: press, CLOSE, tol=0.01, max_steps=25)
