@@ -1,0 +1,169 @@
+"""The embodied VLA network and its LeRobot `PreTrainedPolicy`.
+
+One transformer reads everything as tokens: a grid of tokens per camera (a from-scratch CNN,
+shared across cameras, plus a camera embedding), the instruction's bytes, one state token and
+`chunk_size` learned action queries; the queries' outputs become a Gaussian over the chunk
+(`policies.action_head.ChunkGaussian`), whose mean is the deterministic action.
+"""
+
+from collections import deque
+
+import torch
+from lerobot.policies.pretrained import PreTrainedPolicy
+from torch import Tensor, nn
+
+from embodied.types import ACTION, PAD_SUFFIX, STATE, TASK
+from policies.action_head import ChunkGaussian
+from policies.text import VOCAB_SIZE, encode_instructions
+from policies.vla.configuration_vla import POLICY_TYPE, VLAConfig
+
+
+class VisionEncoder(nn.Module):
+    """(B, 3, H, W) in [0, 1] -> (B, grid*grid, dim) tokens. Any input size works."""
+
+    def __init__(self, channels: tuple[int, ...], grid: int, dim: int):
+        super().__init__()
+        layers, previous = [], 3
+        for width in channels:
+            layers += [
+                nn.Conv2d(previous, width, 3, stride=2, padding=1),
+                nn.GroupNorm(min(8, width), width),
+                nn.GELU(),
+            ]
+            previous = width
+        self.conv = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(grid), nn.Conv2d(previous, dim, 1))
+        self.position = nn.Parameter(torch.zeros(grid * grid, dim))
+
+    def forward(self, image: Tensor) -> Tensor:
+        features = self.conv((image - 0.5) / 0.25)  # (B, dim, grid, grid)
+        return features.flatten(2).transpose(1, 2) + self.position
+
+
+class VLANet(nn.Module):
+    """Images, state and instruction tokens -> mean and log std of an action chunk."""
+
+    def __init__(self, config: VLAConfig, n_cameras: int, state_dim: int, action_dim: int):
+        super().__init__()
+        self.config = config
+        dim = config.dim
+        self.vision = VisionEncoder(config.vision_channels, config.vision_grid, dim)
+        self.camera = nn.Parameter(torch.zeros(n_cameras, dim))
+        self.text = nn.Embedding(VOCAB_SIZE, dim)
+        self.text_position = nn.Parameter(torch.zeros(config.max_text_len, dim))
+        self.state = nn.Linear(state_dim, dim)
+        self.queries = nn.Parameter(torch.randn(config.chunk_size, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim,
+            config.heads,
+            4 * dim,
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.transformer = nn.TransformerEncoder(layer, config.depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 2 * action_dim)
+        with torch.no_grad():  # start with a standard deviation of about one
+            low, high = config.min_log_std, config.max_log_std
+            self.head.bias[action_dim:] = torch.atanh(
+                torch.tensor(2 * (0 - low) / (high - low) - 1)
+            )
+
+    def forward(
+        self, images: list[Tensor], state: Tensor, tokens: Tensor, text_pad: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        batch = state.shape[0]
+        parts = [self.vision(img) + self.camera[i] for i, img in enumerate(images)]
+        parts += [self.text(tokens) + self.text_position, self.state(state)[:, None]]
+        parts.append(self.queries.expand(batch, -1, -1))
+        x = torch.cat(parts, dim=1)
+        pad = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+        start = sum(p.shape[1] for p in parts[: len(images)])
+        pad[:, start : start + tokens.shape[1]] = text_pad
+        x = self.norm(self.transformer(x, src_key_padding_mask=pad))
+        out = self.head(x[:, -self.config.chunk_size :])
+        mean, raw_log_std = out.chunk(2, dim=-1)
+        low, high = self.config.min_log_std, self.config.max_log_std
+        log_std = low + 0.5 * (high - low) * (torch.tanh(raw_log_std) + 1.0)
+        return mean, log_std
+
+
+class VLAPolicy(PreTrainedPolicy):
+    """The VLA as a LeRobot policy: `forward` gives the imitation loss, `select_action` runs
+    action chunks with re-planning every `n_action_steps`, `distribution` gives the exact
+    Gaussian RL needs. Inputs are normalized by the processor pipeline (processor_vla)."""
+
+    config_class = VLAConfig
+    name = POLICY_TYPE
+
+    def __init__(self, config: VLAConfig, **kwargs):
+        super().__init__(config)
+        config.validate_features()
+        self.camera_keys = sorted(config.image_features)
+        self.model = VLANet(
+            config,
+            n_cameras=len(self.camera_keys),
+            state_dim=config.robot_state_feature.shape[0],
+            action_dim=config.action_feature.shape[0],
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget queued actions: call at the start of every episode."""
+        self._queue: deque[Tensor] = deque()
+
+    def get_optim_params(self):
+        return self.parameters()
+
+    def distribution(self, batch: dict) -> ChunkGaussian:
+        """The action-chunk distribution for a (normalized) batch of observations."""
+        images = [_last_frame(batch[key]) for key in self.camera_keys]
+        state = batch[STATE]
+        state = state[:, -1] if state.dim() == 3 else state
+        texts = batch.get(TASK) or [""] * state.shape[0]
+        if isinstance(texts, str):
+            texts = [texts] * state.shape[0]
+        tokens, text_pad = encode_instructions(list(texts), self.config.max_text_len)
+        mean, log_std = self.model(
+            images, state, tokens.to(state.device), text_pad.to(state.device)
+        )
+        return ChunkGaussian(mean, log_std)
+
+    def forward(self, batch: dict) -> tuple[Tensor, dict]:
+        """Imitation loss on a batch with `action` (B, H, A) and `action_is_pad` (B, H).
+
+        The mean is fitted by squared error and the standard deviation by the Gaussian
+        likelihood with the mean held fixed, so an early, large std cannot slow the mean down.
+        """
+        dist = self.distribution(batch)
+        target = batch[ACTION]
+        valid = (
+            ~batch[ACTION + PAD_SUFFIX]
+            if ACTION + PAD_SUFFIX in batch
+            else torch.ones(target.shape[:2], dtype=torch.bool, device=target.device)
+        )
+        weight = valid[..., None].to(target.dtype)
+        count = weight.sum() * target.shape[-1]
+        mse = (((dist.mean - target) ** 2) * weight).sum() / count
+        fixed = ChunkGaussian(dist.mean.detach(), dist.log_std)
+        nll = -fixed.log_prob(target, mask=valid).sum() / count
+        return mse + nll, {"mse": mse.item(), "nll": nll.item()}
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict, **kwargs) -> Tensor:
+        """Deterministic chunk (B, H, A), normalized action space."""
+        return self.distribution(batch).mode
+
+    @torch.no_grad()
+    def select_action(self, batch: dict, **kwargs) -> Tensor:
+        """The next action (B, A); a new chunk is predicted every `n_action_steps` calls."""
+        if not self._queue:
+            chunk = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]
+            self._queue.extend(chunk.transpose(0, 1))
+        return self._queue.popleft()
+
+
+def _last_frame(image: Tensor) -> Tensor:
+    """(B, 3, H, W) as is; (B, T, 3, H, W) -> its last frame."""
+    return image[:, -1] if image.dim() == 5 else image
