@@ -28,6 +28,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "SummaryConfig",
         "summarize a LeRobot dataset (local root or Hub repo_id)",
     ),
+    "train-policy": (
+        "embodied.train_policy",
+        "train_policy",
+        "TrainPolicyConfig",
+        "imitation-train the VLA on a LeRobot dataset (resumes from output_dir)",
+    ),
     "pipeline": (
         "embodied.pipeline",
         "run_pipeline",

@@ -1,0 +1,175 @@
+"""`embodied train-policy`: imitation learning of the VLA on any LeRobot dataset.
+
+In-process on one machine (the fast path on a CPU). Every `save_every` steps a checkpoint is
+written to `checkpoints/<step>.tmp` and renamed when complete, then `checkpoints/last.json`
+is replaced; a rerun with the same `output_dir` resumes from it exactly (weights, optimizer,
+RNG state, and the data order, which is a function of the step).
+"""
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embodied.config import ConfigError, to_dict
+from embodied.data.source import DatasetConfig
+from embodied.types import ACTION
+
+
+@dataclass
+class TrainPolicyConfig:
+    """Attributes:
+    dataset: the LeRobot dataset (--dataset.root=DIR or --dataset.repo_id=ID).
+    output_dir: run directory: checkpoints/, metrics.jsonl, train_config.json.
+    policy: VLA settings (see policies/vla/configuration_vla.py), e.g. --policy.dim=256.
+    cameras: camera names to use; empty means all of the dataset's cameras.
+    steps: optimizer steps in total (a resumed run continues up to this number).
+    batch_size: samples per step.
+    grad_clip: gradient-norm clip.
+    seed: seeds the weights and the data order.
+    log_every: steps between metric lines.
+    save_every: steps between checkpoints (one is always written at the end).
+    device: torch device.
+    """
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    output_dir: str = ""
+    policy: dict = field(default_factory=dict)
+    cameras: tuple[str, ...] = ()
+    steps: int = 2000
+    batch_size: int = 64
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 50
+    save_every: int = 500
+    device: str = "cpu"
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
+    """The samples of step `step`: epochs are seeded permutations, so resuming at any step
+    replays the same data order as an uninterrupted run."""
+    per_epoch = max(1, n // batch_size)
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def last_checkpoint(output_dir: Path) -> Path | None:
+    pointer = output_dir / "checkpoints" / "last.json"
+    if not pointer.is_file():
+        return None
+    return output_dir / "checkpoints" / json.loads(pointer.read_text())["dir"]
+
+
+def _save_checkpoint(out: Path, step: int, policy, pre, post, optimizer) -> Path:
+    from lerobot.optim.optimizers import save_optimizer_state
+    from lerobot.utils.random_utils import save_rng_state
+
+    folder = out / "checkpoints" / f"{step:07d}"
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_pretrained(tmp / "pretrained_model")
+    pre.save_pretrained(tmp / "pretrained_model")
+    post.save_pretrained(tmp / "pretrained_model")
+    state = tmp / "training_state"
+    state.mkdir()
+    save_optimizer_state(optimizer, state)
+    save_rng_state(state)
+    (state / "step.json").write_text(json.dumps({"step": step}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    pointer = out / "checkpoints" / "last.json"
+    pointer.with_suffix(".tmp").write_text(json.dumps({"dir": folder.name, "step": step}))
+    pointer.with_suffix(".tmp").replace(pointer)
+    return folder
+
+
+def _build(config: TrainPolicyConfig, meta, resume: Path | None):
+    """Policy, processors and optimizer: fresh, or as they were at the `resume` checkpoint."""
+    import torch
+
+    from embodied.policy_io import load_policy, vla_config_for
+    from policies.vla.modeling_vla import VLAPolicy
+    from policies.vla.processor_vla import make_embodied_vla_pre_post_processors
+
+    if resume is not None:
+        policy, pre, post = load_policy(resume / "pretrained_model", config.device)
+    else:
+        try:
+            vla = vla_config_for(meta, {**config.policy, "device": config.device}, config.cameras)
+        except TypeError as err:
+            raise ConfigError(f"--policy: {err}") from None
+        torch.manual_seed(config.seed)
+        policy = VLAPolicy(vla)
+        pre, post = make_embodied_vla_pre_post_processors(vla, meta.stats)
+    vla = policy.config
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=vla.optimizer_lr, weight_decay=vla.optimizer_weight_decay
+    )
+    if resume is not None:
+        from lerobot.optim.optimizers import load_optimizer_state
+        from lerobot.utils.random_utils import load_rng_state
+
+        optimizer = load_optimizer_state(optimizer, resume / "training_state")
+        load_rng_state(resume / "training_state")
+    return policy, pre, post, optimizer
+
+
+def train_policy(config: TrainPolicyConfig) -> Path:
+    """Train (or resume) and return the folder of the final checkpoint."""
+    import torch
+    from tqdm import tqdm
+
+    from embodied.data.dataset import CachedDataset
+    from embodied.data.source import open_metadata
+
+    if not config.output_dir:
+        raise ConfigError("train-policy needs --output_dir=DIR")
+    out = Path(config.output_dir)
+    meta = open_metadata(config.dataset)
+    resume = last_checkpoint(out)
+    policy, pre, post, optimizer = _build(config, meta, resume)
+    start = json.loads((resume / "training_state/step.json").read_text())["step"] if resume else 0
+    chunk = [i / meta.fps for i in range(policy.config.chunk_size)]
+    dataset = CachedDataset(meta, {ACTION: chunk}, cache_dir=config.dataset.cache_dir or None)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(to_dict(config), indent=2))
+    policy.train()
+    folder = resume
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train-policy")
+    tick, seen = time.perf_counter(), 0
+    with open(out / "metrics.jsonl", "a") as metrics:
+        for step in bar:
+            rows = batch_indices(step, len(dataset), config.batch_size, config.seed)
+            loss, info = policy(pre(dataset.batch(rows)))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss is {loss.item()} at step {step}; last good checkpoint: {folder}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            optimizer.step()
+            seen += len(rows)
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                rate = seen / (time.perf_counter() - tick)
+                row = {
+                    "step": done,
+                    "loss": loss.item(),
+                    **info,
+                    "grad_norm": grad_norm.item(),
+                    "samples_per_s": rate,
+                }
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+                bar.set_postfix(loss=f"{row['loss']:.3f}", mse=f"{info['mse']:.3f}")
+                tick, seen = time.perf_counter(), 0
+            if done % config.save_every == 0 or done == config.steps:
+                folder = _save_checkpoint(out, done, policy, pre, post, optimizer)
+    if folder is None:  # nothing left to train: the run was already complete
+        folder = _save_checkpoint(out, start, policy, pre, post, optimizer)
+    return folder / "pretrained_model"
