@@ -34,6 +34,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "TrainPolicyConfig",
         "imitation-train the VLA on a LeRobot dataset (resumes from output_dir)",
     ),
+    "eval": (
+        "embodied.evaluate",
+        "evaluate",
+        "EvalConfig",
+        "run a policy closed-loop in the MuJoCo tasks: success rate, videos, episode records",
+    ),
     "pipeline": (
         "embodied.pipeline",
         "run_pipeline",

@@ -74,12 +74,13 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[Any, Any, Any]:
     from lerobot.policies.factory import make_pre_post_processors
     from safetensors import SafetensorError
 
-    from policies.vla.configuration_vla import VLAConfig
+    from lerobot.configs.policies import PreTrainedConfig
+
     from policies.vla.modeling_vla import VLAPolicy
 
     path = Path(path)
     check_checkpoint(path)
-    config = VLAConfig.from_pretrained(path)
+    config = PreTrainedConfig.from_pretrained(path)
     config.device = device
     try:
         policy = VLAPolicy.from_pretrained(path, config=config, strict=True)
