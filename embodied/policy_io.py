@@ -71,10 +71,9 @@ def check_checkpoint(path: Path) -> dict:
 
 def load_policy(path: str | Path, device: str = "cpu") -> tuple[Any, Any, Any]:
     """(policy, preprocessor, postprocessor) from a checkpoint folder, weights loaded strictly."""
+    from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.factory import make_pre_post_processors
     from safetensors import SafetensorError
-
-    from lerobot.configs.policies import PreTrainedConfig
 
     from policies.vla.modeling_vla import VLAPolicy
 

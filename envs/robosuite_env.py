@@ -130,8 +130,8 @@ class RobosuiteEnv(gym.Env):
     def _make_robosuite(self) -> Any:
         use_headless_gl()
 
-        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # its controller-config chatter
-        cls = _robosuite_class(self.spec_task.robosuite_env)
+        cls = _robosuite_class(self.spec_task.robosuite_env)  # imports robosuite, which sets
+        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # its logger's level
         if self.config.fast_render:
             cls = _fast_subclass(cls)
         size = self.config.image_size
