@@ -16,6 +16,7 @@ import numpy as np
 
 from embodied.config import ConfigError, to_dict
 from embodied.data.source import DatasetConfig
+from embodied.ray_utils import RaySettings
 from embodied.types import ACTION
 
 
@@ -33,6 +34,8 @@ class TrainPolicyConfig:
     log_every: steps between metric lines.
     save_every: steps between checkpoints (one is always written at the end).
     device: torch device.
+    ray: --ray.num_workers=N trains data-parallel on N Ray Train workers (DDP);
+        --ray.address=HOST:PORT uses an existing cluster (its workers must see output_dir).
     """
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -46,6 +49,7 @@ class TrainPolicyConfig:
     log_every: int = 50
     save_every: int = 500
     device: str = "cpu"
+    ray: RaySettings = field(default_factory=RaySettings)
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
@@ -119,32 +123,76 @@ def _build(config: TrainPolicyConfig, meta, resume: Path | None):
 
 
 def train_policy(config: TrainPolicyConfig) -> Path:
-    """Train (or resume) and return the folder of the final checkpoint."""
+    """Train (or resume) and return the folder of the final checkpoint.
+
+    With `--ray.num_workers` > 1 the same loop runs data-parallel (DDP) on Ray Train workers,
+    each taking its share of every global batch; rank 0 writes checkpoints and metrics.
+    """
+    if not config.output_dir:
+        raise ConfigError("train-policy needs --output_dir=DIR")
+    from embodied.data.source import open_metadata
+
+    open_metadata(config.dataset)  # fail on a bad dataset before any worker starts
+    if config.ray.num_workers <= 1:
+        return _train_loop(config)
+    return _train_on_ray(config)
+
+
+def _train_on_ray(config: TrainPolicyConfig) -> Path:
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from embodied.ray_utils import connect
+
+    connect(config.ray.address, num_cpus=config.ray.num_workers)
+    out = Path(config.output_dir).resolve()
+    trainer = TorchTrainer(
+        lambda: _train_loop(config, distributed=True),
+        scaling_config=ScalingConfig(
+            num_workers=config.ray.num_workers, use_gpu=config.device.startswith("cuda")
+        ),
+        run_config=RunConfig(storage_path=str(out / "ray"), name="train-policy"),
+    )
+    trainer.fit()
+    return last_checkpoint(out) / "pretrained_model"
+
+
+def _train_loop(config: TrainPolicyConfig, distributed: bool = False) -> Path:
     import torch
     from tqdm import tqdm
 
     from embodied.data.dataset import CachedDataset
     from embodied.data.source import open_metadata
 
-    if not config.output_dir:
-        raise ConfigError("train-policy needs --output_dir=DIR")
+    rank, world = 0, 1
     out = Path(config.output_dir)
     meta = open_metadata(config.dataset)
     resume = last_checkpoint(out)
     policy, pre, post, optimizer = _build(config, meta, resume)
+    model = policy
+    if distributed:
+        import ray.train
+        import ray.train.torch
+
+        rank = ray.train.get_context().get_world_rank()
+        world = ray.train.get_context().get_world_size()
+        model = ray.train.torch.prepare_model(policy)
     start = json.loads((resume / "training_state/step.json").read_text())["step"] if resume else 0
     chunk = [i / meta.fps for i in range(policy.config.chunk_size)]
     dataset = CachedDataset(meta, {ACTION: chunk}, cache_dir=config.dataset.cache_dir or None)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(to_dict(config), indent=2))
+    lead = rank == 0
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(to_dict(config), indent=2))
     policy.train()
     folder = resume
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train-policy")
+    steps = range(start, config.steps)
+    bar = tqdm(steps, initial=start, total=config.steps, desc="train-policy", disable=not lead)
     tick, seen = time.perf_counter(), 0
-    with open(out / "metrics.jsonl", "a") as metrics:
+    with open(out / "metrics.jsonl", "a") if lead else _nowhere() as metrics:
         for step in bar:
-            rows = batch_indices(step, len(dataset), config.batch_size, config.seed)
-            loss, info = policy(pre(dataset.batch(rows)))
+            rows = batch_indices(step, len(dataset), config.batch_size, config.seed)[rank::world]
+            loss, info = model(pre(dataset.batch(rows)))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss is {loss.item()} at step {step}; last good checkpoint: {folder}"
@@ -153,23 +201,25 @@ def train_policy(config: TrainPolicyConfig) -> Path:
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
             optimizer.step()
-            seen += len(rows)
+            seen += len(rows) * world
             done = step + 1
-            if done % config.log_every == 0 or done == config.steps:
+            if lead and (done % config.log_every == 0 or done == config.steps):
                 rate = seen / (time.perf_counter() - tick)
-                row = {
-                    "step": done,
-                    "loss": loss.item(),
-                    **info,
-                    "grad_norm": grad_norm.item(),
-                    "samples_per_s": rate,
-                }
+                row = {"step": done, "loss": loss.item(), **info}
+                row.update(grad_norm=grad_norm.item(), samples_per_s=rate, workers=world)
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
                 bar.set_postfix(loss=f"{row['loss']:.3f}", mse=f"{info['mse']:.3f}")
                 tick, seen = time.perf_counter(), 0
-            if done % config.save_every == 0 or done == config.steps:
+            if lead and (done % config.save_every == 0 or done == config.steps):
                 folder = _save_checkpoint(out, done, policy, pre, post, optimizer)
-    if folder is None:  # nothing left to train: the run was already complete
+    if lead and folder is None:  # nothing left to train: the run was already complete
         folder = _save_checkpoint(out, start, policy, pre, post, optimizer)
-    return folder / "pretrained_model"
+    return folder / "pretrained_model" if lead else out
+
+
+def _nowhere():
+    import contextlib
+    import io
+
+    return contextlib.nullcontext(io.StringIO())

@@ -204,3 +204,29 @@ def test_eval_writes_summary_records_and_videos(recorded, tmp_path):
     cubes = [r for r in rows if r["task"] == "lang_cubes"]
     assert all(r["given_instruction"] != r["instruction"] for r in cubes)
     assert (tmp_path / "eval" / rows[0]["video"]).stat().st_size > 1000
+
+
+@pytest.mark.ray
+def test_ray_train_two_workers_data_parallel(recorded, tmp_path):
+    import ray
+
+    from embodied.ray_utils import RaySettings
+
+    root, _ = recorded
+    try:
+        checkpoint = _train(tmp_path, root, 4, ray=RaySettings(num_workers=2))
+    finally:
+        ray.shutdown()
+    policy, _, _ = load_policy(checkpoint)
+    assert all(torch.isfinite(p).all() for p in policy.parameters())
+    rows = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 4 and rows[-1]["workers"] == 2
+
+
+def test_unreachable_ray_address_fails_before_work(recorded, tmp_path):
+    from embodied.ray_utils import RaySettings
+
+    root, _ = recorded
+    with pytest.raises(ConnectionError, match="cannot reach the Ray cluster"):
+        _train(tmp_path, root, 2, ray=RaySettings(num_workers=2, address="127.0.0.1:1"))
+    assert not (tmp_path / "run").exists()

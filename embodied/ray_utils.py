@@ -1,0 +1,43 @@
+"""The one place the runtime connects to Ray: a local cluster or an existing one by address."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RaySettings:
+    """Attributes:
+    num_workers: Ray workers to spread the work over (0 or 1: run in this process).
+    address: an existing cluster ("HOST:PORT" or "auto"); empty starts a local one.
+    """
+
+    num_workers: int = 0
+    address: str = ""
+
+
+def connect(address: str = "", num_cpus: int | None = None) -> None:
+    """Attach to the cluster at `address`, or start a local one; clear error if unreachable."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address and address != "auto":
+        _check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ConnectionError(f"cannot reach the Ray cluster at {address!r}: {err}") from None
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Ray retries an unreachable address for minutes; a TCP probe says so in seconds."""
+    import socket
+
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as err:
+        raise ConnectionError(f"cannot reach the Ray cluster at {address!r}: {err}") from None
