@@ -46,11 +46,13 @@ class EvalSettings:
     n_episodes: episodes per task.
     seed: seed of the first episode.
     videos: episodes per task recorded as mp4 (the first ones).
+    workers: Ray actors to spread episodes over (0 or 1: in this process).
     """
 
     n_episodes: int = 50
     seed: int = 100_000
     videos: int = 2
+    workers: int = 0
 
 
 @dataclass
@@ -60,12 +62,14 @@ class EvalConfig:
     env: which tasks.
     eval: how many episodes, from which seed, how many videos.
     output_dir: where summary.json, episodes.jsonl and videos/ go.
+    ray_address: an existing Ray cluster for the workers; empty starts a local one.
     """
 
     policy: PolicyRef = field(default_factory=PolicyRef)
     env: EnvSettings = field(default_factory=EnvSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     output_dir: str = ""
+    ray_address: str = ""
 
 
 def observation_batch(obs: dict, image_keys: list[str], task: str) -> dict:
@@ -111,51 +115,102 @@ def _env_for(task: str, policy) -> Any:
     return make_env(task, cameras=cameras, image_size=size)
 
 
-def evaluate(config: EvalConfig) -> dict:
-    from tqdm import tqdm
+class EpisodeRunner:
+    """A policy and one env per task, running episodes on request: in this process, or as a
+    long-lived Ray actor (each pays the imports and env builds once)."""
 
-    from embodied.policy_io import load_policy
-    from embodied.video import write_mp4
+    def __init__(self, checkpoint: str):
+        from embodied.policy_io import load_policy
+
+        self.policy, self.pre, self.post = load_policy(checkpoint)
+        self.policy.eval()
+        self.envs: dict[str, Any] = {}
+
+    def run(self, job: dict) -> tuple[dict, list[np.ndarray]]:
+        env = self.envs.get(job["task"]) or self.envs.setdefault(
+            job["task"], _env_for(job["task"], self.policy)
+        )
+        success, length, frames = run_episode(
+            env,
+            self.policy,
+            self.pre,
+            self.post,
+            job["seed"],
+            job["instruction"],
+            job["given_instruction"],
+            job["record"],
+        )
+        return {**job, "success": success, "length": length}, frames
+
+
+def episode_jobs(config: EvalConfig) -> list[dict]:
+    """Every episode to run: seeds, instructions in turn, the instruction the policy is given."""
     from envs.tasks import parse_tasks
 
-    if not config.output_dir:
-        raise ValueError("eval needs --output_dir=DIR")
-    specs = parse_tasks(config.env.task)
-    policy, pre, post = load_policy(config.policy.path)
-    policy.eval()
-    out = Path(config.output_dir)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    outcomes: dict[str, list[bool]] = {}
-    records = []
-    start = time.perf_counter()
-    for spec in specs:
-        env = _env_for(spec.name, policy)
-        for i in tqdm(range(config.eval.n_episodes), desc=f"eval {spec.name}", unit="ep"):
+    jobs = []
+    for spec in parse_tasks(config.env.task):
+        for i in range(config.eval.n_episodes):
             instruction = spec.instructions[i % len(spec.instructions)]
             given = instruction
             if config.env.shuffle_instructions and len(spec.instructions) > 1:
                 others = [x for x in spec.instructions if x != instruction]
                 given = others[i % len(others)]
-            seed = config.eval.seed + i
-            record = i < config.eval.videos
-            success, length, frames = run_episode(
-                env, policy, pre, post, seed, instruction, given, record
+            jobs.append(
+                {
+                    "task": spec.name,
+                    "index": i,
+                    "seed": config.eval.seed + i,
+                    "instruction": instruction,
+                    "given_instruction": given,
+                    "record": i < config.eval.videos,
+                }
             )
-            outcomes.setdefault(spec.name, []).append(success)
-            row = {
-                "task": spec.name,
-                "seed": seed,
-                "instruction": instruction,
-                "given_instruction": given,
-                "success": success,
-                "length": length,
-            }
-            if record:
-                video = out / "videos" / f"{spec.name}_{i:03d}.mp4"
-                write_mp4(video, frames)
-                row["video"] = str(video.relative_to(out))
-            records.append(row)
-        env.close()
+    return jobs
+
+
+def _run_jobs(config: EvalConfig, jobs: list[dict]):
+    """Yield (row, frames) per episode, from this process or from Ray actors."""
+    if config.eval.workers <= 1:
+        runner = EpisodeRunner(config.policy.path)
+        yield from map(runner.run, jobs)
+        return
+    import ray
+    from ray.util import ActorPool
+
+    from embodied.ray_utils import connect
+
+    connect(config.ray_address, num_cpus=config.eval.workers)
+    actor = ray.remote(EpisodeRunner).options(
+        max_restarts=2, max_task_retries=2, runtime_env={"env_vars": {"MUJOCO_GL": "egl"}}
+    )
+    pool = ActorPool([actor.remote(config.policy.path) for _ in range(config.eval.workers)])
+    yield from pool.map_unordered(lambda a, job: a.run.remote(job), jobs)
+
+
+def evaluate(config: EvalConfig) -> dict:
+    from tqdm import tqdm
+
+    from embodied.policy_io import check_checkpoint
+    from embodied.video import write_mp4
+
+    if not config.output_dir:
+        raise ValueError("eval needs --output_dir=DIR")
+    check_checkpoint(Path(config.policy.path))
+    jobs = episode_jobs(config)
+    out = Path(config.output_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    records = []
+    start = time.perf_counter()
+    for row, frames in tqdm(_run_jobs(config, jobs), total=len(jobs), desc="eval", unit="ep"):
+        if row.pop("record"):
+            video = out / "videos" / f"{row['task']}_{row['index']:03d}.mp4"
+            write_mp4(video, frames)
+            row["video"] = str(video.relative_to(out))
+        records.append(row)
+    records.sort(key=lambda r: (r["task"], r["index"]))
+    outcomes: dict[str, list[bool]] = {}
+    for row in records:
+        outcomes.setdefault(row["task"], []).append(row["success"])
     summary = success_summary([s for v in outcomes.values() for s in v])
     summary["per_task"] = {task: success_summary(v) for task, v in outcomes.items()}
     summary["mean_length"] = float(np.mean([r["length"] for r in records]))

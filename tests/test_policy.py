@@ -230,3 +230,29 @@ def test_unreachable_ray_address_fails_before_work(recorded, tmp_path):
     with pytest.raises(ConnectionError, match="cannot reach the Ray cluster"):
         _train(tmp_path, root, 2, ray=RaySettings(num_workers=2, address="127.0.0.1:1"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.sim
+def test_eval_on_two_ray_workers_matches_in_process(recorded, tmp_path):
+    import ray
+
+    from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings, PolicyRef, evaluate
+
+    root, _ = recorded
+    checkpoint = str(_train(tmp_path, root, 2))
+    results = []
+    for workers in (0, 2):
+        config = EvalConfig(
+            policy=PolicyRef(checkpoint),
+            env=EnvSettings(task="lift"),
+            eval=EvalSettings(n_episodes=2, videos=1, workers=workers),
+            output_dir=str(tmp_path / f"eval{workers}"),
+        )
+        try:
+            evaluate(config)
+        finally:
+            ray.shutdown()
+        lines = (tmp_path / f"eval{workers}/episodes.jsonl").read_text().splitlines()
+        results.append([(r["seed"], r["success"], r["length"]) for r in map(json.loads, lines)])
+    assert results[0] == results[1]
