@@ -97,7 +97,7 @@ def run_episode(env, policy, pre, post, seed: int, instruction: str, given: str,
             action = post(policy.select_action(pre(observation_batch(obs, image_keys, given))))
         obs, _, terminated, truncated, info = env.step(action[0].numpy())
         if terminated or truncated:
-            return bool(info["is_success"]), len(env.get_state()["actions"]), frames
+            return bool(info["is_success"]), env.elapsed_steps, frames
 
 
 def _env_for(task: str, policy) -> Any:

@@ -12,6 +12,7 @@ Action: float32 (7,) in [-1, 1]: OSC delta position (3, x0.05 m), delta axis-ang
 Info: ``is_success`` (the task's own judge, per instruction).
 """
 
+import contextlib
 import logging
 import string
 from dataclasses import dataclass
@@ -93,12 +94,23 @@ def _fast_subclass(base: type) -> type:
     return type(f"Fast{base.__name__}", (base,), {"edit_model_xml": edit_model_xml})
 
 
+@contextlib.contextmanager
+def _numpy_global_seed(seed: int):
+    """Seed NumPy's global generator for the block, then give the caller's state back."""
+    outer = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(outer)
+
+
 class RobosuiteEnv(gym.Env):
     """One robosuite task as a gymnasium env with LeRobot observation keys.
 
     Resets are seeded without touching NumPy's global generator for longer than the reset
     itself (robosuite's placement samplers draw from it). `get_state()` / `reset_to(state)`
-    capture and restore MuJoCo's full integration state, so an episode replays exactly.
+    replay an episode exactly from its seed, instruction and actions.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -137,12 +149,8 @@ class RobosuiteEnv(gym.Env):
         size = self.config.image_size
         # robosuite draws some scene properties (Lift's cube size) from NumPy's global
         # generator when it builds the model: fix it so every instance is the same scene.
-        outer = np.random.get_state()
-        np.random.seed(0)
-        try:
+        with _numpy_global_seed(0):
             return self._build(cls, size)
-        finally:
-            np.random.set_state(outer)
 
     def _build(self, cls: type, size: int) -> Any:
         from robosuite.controllers import load_composite_controller_config
@@ -184,12 +192,8 @@ class RobosuiteEnv(gym.Env):
             if wanted is not None
             else sample_instruction(self.spec_task, np.random.default_rng(self.episode_seed))
         )
-        outer = np.random.get_state()  # robosuite's placement samplers draw from it
-        np.random.seed(self.episode_seed)
-        try:
+        with _numpy_global_seed(self.episode_seed):  # robosuite's placement samplers use it
             self._raw = self.sim_env.reset()
-        finally:
-            np.random.set_state(outer)
         self._actions: list[np.ndarray] = []
         return self._observation(), self._info()
 
@@ -202,7 +206,7 @@ class RobosuiteEnv(gym.Env):
         self._actions.append(action)
         info = self._info()
         terminated = info["is_success"]
-        truncated = len(self._actions) >= self.horizon
+        truncated = self.elapsed_steps >= self.horizon
         return self._observation(), float(terminated), terminated, truncated, info
 
     def render(self) -> np.ndarray:
@@ -258,6 +262,10 @@ class RobosuiteEnv(gym.Env):
         return sim.model._model, sim.data._data
 
     # --- helpers ---------------------------------------------------------------------------
+
+    @property
+    def elapsed_steps(self) -> int:
+        return len(self._actions)
 
     @property
     def privileged(self) -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 """`embodied dataset-info`: what a LeRobot dataset holds, at a glance."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,6 @@ class SummaryConfig:
 
 def summarize(meta) -> dict:
     """Episodes, frames, features and per-task success of a dataset, as plain data."""
-    from pathlib import Path
 
     import pyarrow.parquet as pq
 
