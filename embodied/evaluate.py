@@ -47,12 +47,15 @@ class EvalSettings:
     seed: seed of the first episode.
     videos: episodes per task recorded as mp4 (the first ones).
     workers: Ray actors to spread episodes over (0 or 1: in this process).
+    n_action_steps: actions of each predicted chunk executed before re-planning (0: the
+        policy's own setting).
     """
 
     n_episodes: int = 50
     seed: int = 100_000
     videos: int = 2
     workers: int = 0
+    n_action_steps: int = 0
 
 
 @dataclass
@@ -115,14 +118,26 @@ def _env_for(task: str, policy) -> Any:
     return make_env(task, cameras=cameras, image_size=size)
 
 
+def set_n_action_steps(config: Any, n: int) -> None:
+    """Re-plan every `n` steps; the policy's queues take the new length at `reset()`."""
+    longest = getattr(config, "chunk_size", None) or config.horizon - config.n_obs_steps + 1
+    if not 1 <= n <= longest:
+        raise ValueError(f"--eval.n_action_steps={n}: the policy predicts {longest} actions")
+    if getattr(config, "temporal_ensemble_coeff", None) is not None and n != 1:
+        raise ValueError("--eval.n_action_steps must be 1 for ACT with temporal ensembling")
+    config.n_action_steps = n
+
+
 class EpisodeRunner:
     """A policy and one env per task, running episodes on request: in this process, or as a
     long-lived Ray actor (each pays the imports and env builds once)."""
 
-    def __init__(self, checkpoint: str):
+    def __init__(self, checkpoint: str, n_action_steps: int = 0):
         from embodied.policy_io import load_policy
 
         self.policy, self.pre, self.post = load_policy(checkpoint)
+        if n_action_steps:
+            set_n_action_steps(self.policy.config, n_action_steps)
         self.policy.eval()
         self.envs: dict[str, Any] = {}
 
@@ -171,7 +186,7 @@ def episode_jobs(config: EvalConfig) -> list[dict]:
 def _run_jobs(config: EvalConfig, jobs: list[dict]):
     """Yield (row, frames) per episode, from this process or from Ray actors."""
     if config.eval.workers <= 1:
-        runner = EpisodeRunner(config.policy.path)
+        runner = EpisodeRunner(config.policy.path, config.eval.n_action_steps)
         yield from map(runner.run, jobs)
         return
     import ray
@@ -183,7 +198,8 @@ def _run_jobs(config: EvalConfig, jobs: list[dict]):
     actor = ray.remote(EpisodeRunner).options(
         max_restarts=2, max_task_retries=2, runtime_env={"env_vars": {"MUJOCO_GL": "egl"}}
     )
-    pool = ActorPool([actor.remote(config.policy.path) for _ in range(config.eval.workers)])
+    args = (config.policy.path, config.eval.n_action_steps)
+    pool = ActorPool([actor.remote(*args) for _ in range(config.eval.workers)])
     yield from pool.map_unordered(lambda a, job: a.run.remote(job), jobs)
 
 

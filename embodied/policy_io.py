@@ -1,8 +1,10 @@
-"""Building the VLA for a dataset, and loading checkpoints with checks LeRobot skips.
+"""Building a policy for a dataset, and loading checkpoints with checks LeRobot skips.
 
-A policy checkpoint is LeRobot's `pretrained_model/` layout: `config.json`,
-`model.safetensors` and the processor files (normalization statistics), so it loads with
-`--policy.path=<dir>` here and in LeRobot's own tools.
+Any LeRobot policy type trains and evaluates here: our VLA (`embodied_vla`, the default) and
+LeRobot's own ACT or Diffusion as baselines (`--policy.type=act`). A checkpoint is LeRobot's
+`pretrained_model/` layout: `config.json`, `model.safetensors` and the processor files
+(normalization statistics), so it loads with `--policy.path=<dir>` here and in LeRobot's own
+tools.
 """
 
 import json
@@ -18,41 +20,54 @@ REQUIRED_FILES = (
     "policy_preprocessor.json",
     "policy_postprocessor.json",
 )
+DEFAULT_POLICY_TYPE = "embodied_vla"
+# LeRobot's ResNet policies download ImageNet weights by default; nothing may need the network.
+OFFLINE_DEFAULTS = {"act": {"pretrained_backbone_weights": None}}
 
 
 class CheckpointError(ValueError):
     """A checkpoint folder that is incomplete or holds another kind of policy."""
 
 
-def vla_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] = ()) -> Any:
-    """A `VLAConfig` with `settings` whose inputs and outputs are the dataset's features.
+def policy_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] = ()) -> Any:
+    """The config of a policy of type `settings["type"]` (the VLA by default) with the other
+    `settings`, whose inputs and outputs are the dataset's features.
 
     `cameras` picks cameras by name (all of the dataset's by default); missing keys or
     cameras fail here, before any training.
     """
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.utils import dataset_to_policy_features
+    from lerobot.policies.factory import make_policy_config
 
-    from policies.vla.configuration_vla import VLAConfig
+    import policies.vla.configuration_vla  # noqa: F401  (registers `embodied_vla`)
 
-    require_features(meta, [STATE, ACTION], cameras=list(cameras), where="the VLA policy")
+    settings = dict(settings)
+    policy_type = settings.pop("type", DEFAULT_POLICY_TYPE)
+    require_features(
+        meta, [STATE, ACTION], cameras=list(cameras), where=f"the {policy_type} policy"
+    )
     features = dataset_to_policy_features(meta.features)
     image_keys = [IMAGE_PREFIX + c for c in cameras] or [
         k for k, f in features.items() if f.type is FeatureType.VISUAL
     ]
     if not image_keys:
-        raise ValueError(f"dataset {meta.repo_id} has no camera; the VLA needs at least one")
-    config = VLAConfig(**settings)
+        raise ValueError(f"dataset {meta.repo_id} has no camera; the policy needs at least one")
+    try:
+        config = make_policy_config(
+            policy_type, **{**OFFLINE_DEFAULTS.get(policy_type, {}), **settings}
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--policy (type {policy_type}): {err}") from None
     config.input_features = {k: features[k] for k in [*image_keys, STATE]}
     config.output_features = {ACTION: features[ACTION]}
     config.validate_features()
     return config
 
 
-def check_checkpoint(path: Path) -> dict:
-    """The checkpoint's config as JSON, after checking every file is there and the type fits."""
-    from policies.vla.configuration_vla import POLICY_TYPE
-
+def check_checkpoint(path: Path, policy_type: str | None = None) -> dict:
+    """The checkpoint's config as JSON, after checking every file is there and, when
+    `policy_type` is given, that the checkpoint holds that type."""
     if not path.is_dir():
         raise CheckpointError(f"policy checkpoint {path} does not exist")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
@@ -62,27 +77,38 @@ def check_checkpoint(path: Path) -> dict:
         config = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}/config.json is corrupt: {err}") from None
-    if config.get("type") != POLICY_TYPE:
+    if policy_type is not None and config.get("type") != policy_type:
         raise CheckpointError(
-            f"{path} holds a policy of type {config.get('type')!r}; expected {POLICY_TYPE!r}"
+            f"{path} holds a policy of type {config.get('type')!r}; expected {policy_type!r}"
         )
     return config
 
 
-def load_policy(path: str | Path, device: str = "cpu") -> tuple[Any, Any, Any]:
-    """(policy, preprocessor, postprocessor) from a checkpoint folder, weights loaded strictly."""
+def load_policy(
+    path: str | Path, device: str = "cpu", policy_type: str | None = None
+) -> tuple[Any, Any, Any]:
+    """(policy, preprocessor, postprocessor) from a checkpoint folder, weights loaded strictly.
+
+    Any LeRobot policy type loads; `policy_type` insists on one (RL needs the VLA's exact
+    log-probabilities).
+    """
+    from draccus.utils import DecodingError
     from lerobot.configs.policies import PreTrainedConfig
-    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
     from safetensors import SafetensorError
 
-    from policies.vla.modeling_vla import VLAPolicy
+    import policies.vla.configuration_vla  # noqa: F401  (registers `embodied_vla`)
 
     path = Path(path)
-    check_checkpoint(path)
-    config = PreTrainedConfig.from_pretrained(path)
+    kind = check_checkpoint(path, policy_type).get("type")
+    try:
+        config = PreTrainedConfig.from_pretrained(path)
+        cls = get_policy_class(config.type)
+    except (DecodingError, ValueError) as err:
+        raise CheckpointError(f"{path}/config.json is not a valid {kind!r} config: {err}") from None
     config.device = device
     try:
-        policy = VLAPolicy.from_pretrained(path, config=config, strict=True)
+        policy = cls.from_pretrained(path, config=config, strict=True)
     except (SafetensorError, RuntimeError) as err:
         raise CheckpointError(f"{path}/model.safetensors does not load: {err}") from None
     pre, post = make_pre_post_processors(

@@ -1,4 +1,7 @@
-"""`embodied train-policy`: imitation learning of the VLA on any LeRobot dataset.
+"""`embodied train-policy`: imitation learning of a policy on any LeRobot dataset.
+
+The VLA by default; `--policy.type=act` (or `diffusion`) trains LeRobot's own policy on the
+same data as a baseline, with the optimizer and scheduler LeRobot's presets give it.
 
 In-process on one machine (the fast path on a CPU). Every `save_every` steps a checkpoint is
 written to `checkpoints/<step>.tmp` and renamed when complete, then `checkpoints/last.json`
@@ -17,7 +20,6 @@ import numpy as np
 from embodied.config import ConfigError, to_dict
 from embodied.data.source import DatasetConfig
 from embodied.ray_utils import RaySettings
-from embodied.types import ACTION
 
 
 @dataclass
@@ -25,7 +27,8 @@ class TrainPolicyConfig:
     """Attributes:
     dataset: the LeRobot dataset (--dataset.root=DIR or --dataset.repo_id=ID).
     output_dir: run directory: checkpoints/, metrics.jsonl, train_config.json.
-    policy: VLA settings (see policies/vla/configuration_vla.py), e.g. --policy.dim=256.
+    policy: policy settings: `type` (embodied_vla, act, diffusion) and that type's config
+        fields (see policies/vla/configuration_vla.py), e.g. --policy.dim=256.
     cameras: camera names to use; empty means all of the dataset's cameras.
     steps: optimizer steps in total (a resumed run continues up to this number).
     batch_size: samples per step.
@@ -68,8 +71,9 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     return output_dir / "checkpoints" / json.loads(pointer.read_text())["dir"]
 
 
-def _save_checkpoint(out: Path, step: int, policy, pre, post, optimizer) -> Path:
+def _save_checkpoint(out: Path, step: int, policy, pre, post, optimizer, scheduler) -> Path:
     from lerobot.optim.optimizers import save_optimizer_state
+    from lerobot.optim.schedulers import save_scheduler_state
     from lerobot.utils.random_utils import save_rng_state
 
     folder = out / "checkpoints" / f"{step:07d}"
@@ -81,6 +85,8 @@ def _save_checkpoint(out: Path, step: int, policy, pre, post, optimizer) -> Path
     state = tmp / "training_state"
     state.mkdir()
     save_optimizer_state(optimizer, state)
+    if scheduler is not None:
+        save_scheduler_state(scheduler, state)
     save_rng_state(state)
     (state / "step.json").write_text(json.dumps({"step": step}))
     shutil.rmtree(folder, ignore_errors=True)
@@ -92,34 +98,38 @@ def _save_checkpoint(out: Path, step: int, policy, pre, post, optimizer) -> Path
 
 
 def _build(config: TrainPolicyConfig, meta, resume: Path | None):
-    """Policy, processors and optimizer: fresh, or as they were at the `resume` checkpoint."""
+    """Policy, processors, optimizer and LR scheduler (None for constant-LR policies): fresh,
+    or as they were at the `resume` checkpoint. LeRobot's presets pick the optimizer and
+    scheduler of each policy type, as `lerobot-train` does."""
     import torch
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
-    from embodied.policy_io import load_policy, vla_config_for
-    from policies.vla.modeling_vla import VLAPolicy
-    from policies.vla.processor_vla import make_embodied_vla_pre_post_processors
+    from embodied.policy_io import load_policy, policy_config_for
 
     if resume is not None:
         policy, pre, post = load_policy(resume / "pretrained_model", config.device)
     else:
         try:
-            vla = vla_config_for(meta, {**config.policy, "device": config.device}, config.cameras)
-        except TypeError as err:
-            raise ConfigError(f"--policy: {err}") from None
+            settings = {**config.policy, "device": config.device}
+            policy_config = policy_config_for(meta, settings, config.cameras)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         torch.manual_seed(config.seed)
-        policy = VLAPolicy(vla)
-        pre, post = make_embodied_vla_pre_post_processors(vla, meta.stats)
-    vla = policy.config
-    optimizer = torch.optim.AdamW(
-        policy.parameters(), lr=vla.optimizer_lr, weight_decay=vla.optimizer_weight_decay
-    )
+        policy = get_policy_class(policy_config.type)(policy_config)
+        pre, post = make_pre_post_processors(policy_config, dataset_stats=meta.stats)
+    optimizer = policy.config.get_optimizer_preset().build(policy.get_optim_params())
+    preset = policy.config.get_scheduler_preset()
+    scheduler = preset.build(optimizer, config.steps) if preset is not None else None
     if resume is not None:
         from lerobot.optim.optimizers import load_optimizer_state
+        from lerobot.optim.schedulers import load_scheduler_state
         from lerobot.utils.random_utils import load_rng_state
 
         optimizer = load_optimizer_state(optimizer, resume / "training_state")
+        if scheduler is not None:
+            scheduler = load_scheduler_state(scheduler, resume / "training_state")
         load_rng_state(resume / "training_state")
-    return policy, pre, post, optimizer
+    return policy, pre, post, optimizer, scheduler
 
 
 def train_policy(config: TrainPolicyConfig) -> Path:
@@ -159,6 +169,7 @@ def _train_on_ray(config: TrainPolicyConfig) -> Path:
 
 def _train_loop(config: TrainPolicyConfig, distributed: bool = False) -> Path:
     import torch
+    from lerobot.datasets.factory import resolve_delta_timestamps
     from tqdm import tqdm
 
     from embodied.data.dataset import CachedDataset
@@ -168,7 +179,7 @@ def _train_loop(config: TrainPolicyConfig, distributed: bool = False) -> Path:
     out = Path(config.output_dir)
     meta = open_metadata(config.dataset)
     resume = last_checkpoint(out)
-    policy, pre, post, optimizer = _build(config, meta, resume)
+    policy, pre, post, optimizer, scheduler = _build(config, meta, resume)
     model = policy
     if distributed:
         import ray.train
@@ -178,8 +189,8 @@ def _train_loop(config: TrainPolicyConfig, distributed: bool = False) -> Path:
         world = ray.train.get_context().get_world_size()
         model = ray.train.torch.prepare_model(policy)
     start = json.loads((resume / "training_state/step.json").read_text())["step"] if resume else 0
-    chunk = [i / meta.fps for i in range(policy.config.chunk_size)]
-    dataset = CachedDataset(meta, {ACTION: chunk}, cache_dir=config.dataset.cache_dir or None)
+    deltas = resolve_delta_timestamps(policy.config, meta)
+    dataset = CachedDataset(meta, deltas, cache_dir=config.dataset.cache_dir or None)
     lead = rank == 0
     if lead:
         out.mkdir(parents=True, exist_ok=True)
@@ -201,21 +212,28 @@ def _train_loop(config: TrainPolicyConfig, distributed: bool = False) -> Path:
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             seen += len(rows) * world
             done = step + 1
             if lead and (done % config.log_every == 0 or done == config.steps):
                 rate = seen / (time.perf_counter() - tick)
-                row = {"step": done, "loss": loss.item(), **info}
+                row = {"step": done, "loss": loss.item(), **_scalars(info)}
                 row.update(grad_norm=grad_norm.item(), samples_per_s=rate, workers=world)
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
-                bar.set_postfix(loss=f"{row['loss']:.3f}", mse=f"{info['mse']:.3f}")
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
                 tick, seen = time.perf_counter(), 0
             if lead and (done % config.save_every == 0 or done == config.steps):
-                folder = _save_checkpoint(out, done, policy, pre, post, optimizer)
+                folder = _save_checkpoint(out, done, policy, pre, post, optimizer, scheduler)
     if lead and folder is None:  # nothing left to train: the run was already complete
-        folder = _save_checkpoint(out, start, policy, pre, post, optimizer)
+        folder = _save_checkpoint(out, start, policy, pre, post, optimizer, scheduler)
     return folder / "pretrained_model" if lead else out
+
+
+def _scalars(info: dict | None) -> dict:
+    """The numbers of a policy's loss dict (policies differ in what else they put there)."""
+    return {k: float(v) for k, v in (info or {}).items() if isinstance(v, int | float)}
 
 
 def _nowhere():

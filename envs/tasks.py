@@ -3,7 +3,9 @@
 A task is data, not a class: `TaskSpec` names the robosuite environment, the instructions a
 policy may be given, and a success judge `(robosuite_env, instruction) -> bool`. Tasks whose
 scene admits several goals (``lang_cubes``) judge success per instruction, so a policy must
-read the text to succeed.
+read the text to succeed. ``lang_cubes`` asks for one of two cubes and nothing else: with the
+same motion for both goals, success with a wrong instruction measures whether the policy reads
+the text, not whether it can also stack (that is the ``stack`` task).
 """
 
 from collections.abc import Callable
@@ -53,8 +55,6 @@ def _cubes_success(env: Any, instruction: str) -> bool:
         return _lifted(env, env.cubeA_body_id, env.cubeA.size[2])
     if instruction == "lift the green cube":
         return _lifted(env, env.cubeB_body_id, env.cubeB.size[2])
-    if instruction == "stack the red cube on the green cube":
-        return bool(env._check_success())
     raise KeyError(f"lang_cubes does not understand the instruction {instruction!r}")
 
 
@@ -76,8 +76,8 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             "lang_cubes",
             "Stack",
-            ("stack the red cube on the green cube", "lift the red cube", "lift the green cube"),
-            250,
+            ("lift the red cube", "lift the green cube"),
+            150,
             _cubes_success,
         ),
     ]

@@ -105,9 +105,8 @@ def test_success_depends_on_the_instruction():
     env = make_env("lang_cubes", cameras=())
     frames = list(expert_frames(env, EXPERTS["lang_cubes"], 0, "lift the red cube", success_hold=0))
     assert frames[-1].success
-    for other in ("lift the green cube", "stack the red cube on the green cube"):
-        env.instruction = other
-        assert not env.is_success()
+    env.instruction = "lift the green cube"
+    assert not env.is_success()
 
 
 def test_fast_rendering_leaves_physics_untouched():

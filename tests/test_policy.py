@@ -9,7 +9,7 @@ import torch
 
 from embodied.data.dataset import CachedDataset
 from embodied.data.source import DatasetConfig, open_metadata
-from embodied.policy_io import CheckpointError, load_policy, vla_config_for
+from embodied.policy_io import CheckpointError, load_policy, policy_config_for
 from embodied.types import ACTION
 from policies.action_head import ChunkGaussian
 
@@ -23,7 +23,7 @@ def setup(recorded):
 
     root, _ = recorded
     meta = open_metadata(DatasetConfig(root=str(root)))
-    config = vla_config_for(meta, {**TINY, "device": "cpu"})
+    config = policy_config_for(meta, {**TINY, "device": "cpu"})
     torch.manual_seed(0)
     policy = VLAPolicy(config)
     pre, post = make_embodied_vla_pre_post_processors(config, meta.stats)
@@ -121,7 +121,9 @@ def test_bad_checkpoints_are_refused(setup, tmp_path):
     shutil.copytree(good, other)
     config = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**config, "type": "act"}))
-    with pytest.raises(CheckpointError, match="type 'act'"):
+    with pytest.raises(CheckpointError, match="type 'act'; expected 'embodied_vla'"):
+        load_policy(other, policy_type="embodied_vla")
+    with pytest.raises(CheckpointError, match="not a valid 'act' config"):
         load_policy(other)
     truncated = tmp_path / "truncated"
     shutil.copytree(good, truncated)
@@ -136,16 +138,16 @@ def test_dataset_without_what_the_policy_needs_is_refused(lerobot_fixture):
 
     meta = open_metadata(DatasetConfig(root=str(lerobot_fixture("pusht_fixture"))))
     with pytest.raises(DatasetError, match="lacks"):
-        vla_config_for(meta, TINY, cameras=("agentview",))
+        policy_config_for(meta, TINY, cameras=("agentview",))
 
 
-def _train(tmp_path, root, steps, out="run", **extra):
+def _train(tmp_path, root, steps, out="run", policy=TINY, **extra):
     from embodied.train_policy import TrainPolicyConfig, train_policy
 
     config = TrainPolicyConfig(
         dataset=DatasetConfig(root=str(root)),
         output_dir=str(tmp_path / out),
-        policy=dict(TINY),
+        policy=dict(policy),
         steps=steps,
         batch_size=8,
         log_every=2,
@@ -206,6 +208,49 @@ def test_eval_writes_summary_records_and_videos(recorded, tmp_path):
     assert (tmp_path / "eval" / rows[0]["video"]).stat().st_size > 1000
 
 
+BASELINES = {
+    "act": {"type": "act", "chunk_size": 10, "n_action_steps": 10, "dim_model": 32,
+            "dim_feedforward": 64, "n_encoder_layers": 1, "latent_dim": 8},
+    "diffusion": {"type": "diffusion", "horizon": 8, "n_action_steps": 4, "down_dims": [16, 32],
+                  "diffusion_step_embed_dim": 16, "num_inference_steps": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(BASELINES))
+def test_lerobot_baselines_train_and_reload(recorded, tmp_path, kind):
+    """ACT and Diffusion train on our data with LeRobot's presets and reload exactly."""
+    from lerobot.policies.factory import get_policy_class
+
+    root, _ = recorded
+    checkpoint = _train(tmp_path, root, 3, policy=BASELINES[kind])
+    policy, pre, post = load_policy(checkpoint)
+    assert (
+        type(policy) is get_policy_class(kind) and policy.config.pretrained_backbone_weights is None
+    )
+    rows = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in rows)
+    with pytest.raises(CheckpointError, match=f"type '{kind}'; expected 'embodied_vla'"):
+        load_policy(checkpoint, policy_type="embodied_vla")
+
+
+@pytest.mark.sim
+def test_eval_runs_an_act_baseline_with_its_own_replanning(recorded, tmp_path):
+    from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings, PolicyRef, evaluate
+
+    root, _ = recorded
+    checkpoint = _train(tmp_path, root, 2, policy=BASELINES["act"])
+    config = EvalConfig(
+        policy=PolicyRef(str(checkpoint)),
+        env=EnvSettings(task="lift"),
+        eval=EvalSettings(n_episodes=1, videos=0, n_action_steps=5),
+        output_dir=str(tmp_path / "eval"),
+    )
+    assert evaluate(config)["episodes"] == 1
+    config.eval.n_action_steps = 11
+    with pytest.raises(ValueError, match="predicts 10 actions"):
+        evaluate(config)
+
+
 @pytest.mark.ray
 def test_ray_train_two_workers_data_parallel(recorded, tmp_path):
     import ray
@@ -256,3 +301,46 @@ def test_eval_on_two_ray_workers_matches_in_process(recorded, tmp_path):
         lines = (tmp_path / f"eval{workers}/episodes.jsonl").read_text().splitlines()
         results.append([(r["seed"], r["success"], r["length"]) for r in map(json.loads, lines)])
     assert results[0] == results[1]
+
+
+@pytest.fixture(scope="module")
+def hf_encoders(tmp_path_factory):
+    """Tiny Hugging Face image and text models saved to local folders, as a user's would be."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast, ViTConfig, ViTModel
+
+    root = tmp_path_factory.mktemp("hf")
+    torch.manual_seed(1)
+    vit = ViTModel(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=32, image_size=32, patch_size=8))  # fmt: skip
+    vit.save_pretrained(root / "vit")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "lift", "the", "red", "green", "cube"]
+    (root / "vocab.txt").write_text("\n".join(words))
+    BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root / "bert")
+    bert = BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=32))  # fmt: skip
+    bert.save_pretrained(root / "bert")
+    return root / "vit", root / "bert", vit
+
+
+def test_pretrained_encoders_from_local_folders(setup, hf_encoders, tmp_path):
+    """Vision and text encoders swap for Hugging Face models; weights load, train and save."""
+    from policies.vla.modeling_vla import VLAPolicy
+
+    meta, _, pre, _, _, raw = setup
+    vit_path, bert_path, vit = hf_encoders
+    settings = {**TINY, "vision_encoder": str(vit_path), "text_encoder": str(bert_path)}
+    policy = VLAPolicy(policy_config_for(meta, {**settings, "freeze_encoders": True}))
+    encoder = policy.model.vision.model
+    assert torch.equal(encoder.embeddings.patch_embeddings.projection.weight,
+                       vit.embeddings.patch_embeddings.projection.weight)  # fmt: skip
+    assert not any(p.requires_grad for p in encoder.parameters())
+    batch = pre(dict(raw))
+    loss, _ = policy(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and policy.model.vision.project.weight.grad is not None
+    policy.eval()
+    policy.save_pretrained(tmp_path)
+    loaded = VLAPolicy.from_pretrained(tmp_path, strict=True)
+    assert torch.equal(loaded.predict_action_chunk(batch), policy.predict_action_chunk(batch))
+    with pytest.raises(ValueError, match="cannot load the pretrained encoder"):
+        VLAPolicy(policy_config_for(meta, {**TINY, "vision_encoder": str(tmp_path / "none")}))

@@ -79,18 +79,14 @@ class LiftExpert(PickPlaceExpert):
         yield from self.pick("cube_pos", "cube_quat", lift=0.15)
 
 
-def _stack_script(expert: PickPlaceExpert) -> Iterator[np.ndarray]:
-    yield from expert.pick("cubeA_pos", "cubeA_quat", avoid_key="cubeB_pos", lift=0.1)
-    red_half = expert.env.sim_env.cubeA.size[2]
-    green_half = expert.env.sim_env.cubeB.size[2]
-    green = expert.obs("cubeB_pos")
-    target = green + (green_half + red_half + 0.005) * UP
-    yield from expert.place(target, carry_height=green[2] + 0.12)
-
-
 class StackExpert(PickPlaceExpert):
     def script(self) -> Iterator[np.ndarray]:
-        yield from _stack_script(self)
+        yield from self.pick("cubeA_pos", "cubeA_quat", avoid_key="cubeB_pos", lift=0.1)
+        red_half = self.env.sim_env.cubeA.size[2]
+        green_half = self.env.sim_env.cubeB.size[2]
+        green = self.obs("cubeB_pos")
+        target = green + (green_half + red_half + 0.005) * UP
+        yield from self.place(target, carry_height=green[2] + 0.12)
 
 
 class CubesExpert(PickPlaceExpert):
@@ -102,8 +98,6 @@ class CubesExpert(PickPlaceExpert):
             yield from self.pick("cubeA_pos", "cubeA_quat", avoid_key="cubeB_pos", lift=0.15)
         elif instruction == "lift the green cube":
             yield from self.pick("cubeB_pos", "cubeB_quat", avoid_key="cubeA_pos", lift=0.15)
-        elif instruction == "stack the red cube on the green cube":
-            yield from _stack_script(self)
         else:
             raise KeyError(f"no expert script for the instruction {instruction!r}")
 

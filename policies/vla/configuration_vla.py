@@ -22,7 +22,10 @@ class VLAConfig(PreTrainedConfig):
         depth: transformer layers; heads: attention heads.
         vision_channels: widths of the from-scratch CNN stages (each halves the resolution).
         vision_grid: each camera becomes vision_grid x vision_grid tokens.
-        max_text_len: instruction bytes kept.
+        max_text_len: instruction tokens kept (bytes, or the pretrained tokenizer's tokens).
+        vision_encoder, text_encoder: a Hugging Face model (local folder or Hub id) to use
+            instead of the from-scratch CNN / byte embeddings; empty trains from scratch.
+        freeze_encoders: keep the pretrained encoders' weights fixed (projections still train).
         min_log_std, max_log_std: bounds of the action head's log standard deviation.
         dropout: dropout in the transformer.
         optimizer_lr, optimizer_weight_decay: AdamW settings.
@@ -37,6 +40,9 @@ class VLAConfig(PreTrainedConfig):
     vision_channels: tuple[int, ...] = (32, 64, 128)
     vision_grid: int = 4
     max_text_len: int = 48
+    vision_encoder: str = ""
+    text_encoder: str = ""
+    freeze_encoders: bool = False
     min_log_std: float = -5.0
     max_log_std: float = 1.0
     dropout: float = 0.0

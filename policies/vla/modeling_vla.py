@@ -1,7 +1,8 @@
 """The embodied VLA network and its LeRobot `PreTrainedPolicy`.
 
-One transformer reads everything as tokens: a grid of tokens per camera (a from-scratch CNN,
-shared across cameras, plus a camera embedding), the instruction's bytes, one state token and
+One transformer reads everything as tokens: a grid of tokens per camera (one vision encoder
+shared across cameras, plus a camera embedding), the instruction's tokens (see
+`policies.encoders`: from scratch or pretrained), one state token and
 `chunk_size` learned action queries; the queries' outputs become a Gaussian over the chunk
 (`policies.action_head.ChunkGaussian`), whose mean is the deterministic action.
 """
@@ -14,29 +15,8 @@ from torch import Tensor, nn
 
 from embodied.types import ACTION, PAD_SUFFIX, STATE, TASK
 from policies.action_head import ChunkGaussian
-from policies.text import VOCAB_SIZE, encode_instructions
+from policies.encoders import make_text, make_vision
 from policies.vla.configuration_vla import POLICY_TYPE, VLAConfig
-
-
-class VisionEncoder(nn.Module):
-    """(B, 3, H, W) in [0, 1] -> (B, grid*grid, dim) tokens. Any input size works."""
-
-    def __init__(self, channels: tuple[int, ...], grid: int, dim: int):
-        super().__init__()
-        layers, previous = [], 3
-        for width in channels:
-            layers += [
-                nn.Conv2d(previous, width, 3, stride=2, padding=1),
-                nn.GroupNorm(min(8, width), width),
-                nn.GELU(),
-            ]
-            previous = width
-        self.conv = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(grid), nn.Conv2d(previous, dim, 1))
-        self.position = nn.Parameter(torch.zeros(grid * grid, dim))
-
-    def forward(self, image: Tensor) -> Tensor:
-        features = self.conv((image - 0.5) / 0.25)  # (B, dim, grid, grid)
-        return features.flatten(2).transpose(1, 2) + self.position
 
 
 class VLANet(nn.Module):
@@ -46,10 +26,12 @@ class VLANet(nn.Module):
         super().__init__()
         self.config = config
         dim = config.dim
-        self.vision = VisionEncoder(config.vision_channels, config.vision_grid, dim)
+        freeze = config.freeze_encoders
+        self.vision = make_vision(
+            config.vision_encoder, config.vision_channels, config.vision_grid, dim, freeze
+        )
         self.camera = nn.Parameter(torch.zeros(n_cameras, dim))
-        self.text = nn.Embedding(VOCAB_SIZE, dim)
-        self.text_position = nn.Parameter(torch.zeros(config.max_text_len, dim))
+        self.text = make_text(config.text_encoder, config.max_text_len, dim, freeze)
         self.state = nn.Linear(state_dim, dim)
         self.queries = nn.Parameter(torch.randn(config.chunk_size, dim) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -71,16 +53,17 @@ class VLANet(nn.Module):
             )
 
     def forward(
-        self, images: list[Tensor], state: Tensor, tokens: Tensor, text_pad: Tensor
+        self, images: list[Tensor], state: Tensor, texts: list[str]
     ) -> tuple[Tensor, Tensor]:
         batch = state.shape[0]
         parts = [self.vision(img) + self.camera[i] for i, img in enumerate(images)]
-        parts += [self.text(tokens) + self.text_position, self.state(state)[:, None]]
+        text, text_pad = self.text(texts)
+        parts += [text, self.state(state)[:, None]]
         parts.append(self.queries.expand(batch, -1, -1))
         x = torch.cat(parts, dim=1)
         pad = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
         start = sum(p.shape[1] for p in parts[: len(images)])
-        pad[:, start : start + tokens.shape[1]] = text_pad
+        pad[:, start : start + text.shape[1]] = text_pad
         x = self.norm(self.transformer(x, src_key_padding_mask=pad))
         out = self.head(x[:, -self.config.chunk_size :])
         mean, raw_log_std = out.chunk(2, dim=-1)
@@ -124,10 +107,7 @@ class VLAPolicy(PreTrainedPolicy):
         texts = batch.get(TASK) or [""] * state.shape[0]
         if isinstance(texts, str):
             texts = [texts] * state.shape[0]
-        tokens, text_pad = encode_instructions(list(texts), self.config.max_text_len)
-        mean, log_std = self.model(
-            images, state, tokens.to(state.device), text_pad.to(state.device)
-        )
+        mean, log_std = self.model(images, state, list(texts))
         return ChunkGaussian(mean, log_std)
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:
