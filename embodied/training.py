@@ -1,0 +1,210 @@
+"""The supervised training loop every trainer shares (policies, world models).
+
+A trainer hands the loop a `build` function; the loop owns what is common: the data order
+(a function of the step, so a resumed run sees the same batches), the progress bar, the
+metrics file, gradient clipping, the NaN check, checkpoints and exact resume, and
+data-parallel training on Ray Train (DDP) when `ray.num_workers` > 1.
+
+Checkpoint layout, written to `checkpoints/<step>.tmp` and renamed when complete, then
+pointed to by `checkpoints/last.json` (replaced atomically):
+
+    checkpoints/<step:07d>/pretrained_model/   the model's own files (what `--*.path` loads)
+    checkpoints/<step:07d>/training_state/     optimizer, scheduler, RNG state, step.json
+"""
+
+import contextlib
+import io
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from embodied.config import ConfigError, to_dict
+from embodied.ray_utils import RaySettings
+
+MODEL_DIR = "pretrained_model"
+STATE_DIR = "training_state"
+
+
+class LoopConfig(Protocol):
+    """The fields the loop reads from a trainer's config."""
+
+    output_dir: str
+    steps: int
+    batch_size: int
+    grad_clip: float
+    seed: int
+    log_every: int
+    save_every: int
+    device: str
+    ray: RaySettings
+
+
+@dataclass
+class Trainable:
+    """What a trainer hands the loop.
+
+    Attributes:
+        model: `model(batch) -> (loss, info dict or None)`.
+        optimizer, scheduler: the scheduler may be None.
+        n_samples: rows the data order draws from.
+        batch: rows (np.ndarray) -> the batch `model` takes.
+        save: writes the model's own files into a folder (e.g. `save_pretrained`).
+    """
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    n_samples: int
+    batch: Callable[[np.ndarray], dict]
+    save: Callable[[Path], None]
+
+
+Build = Callable[[Path | None], Trainable]  # the model folder to resume from, or None
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
+    """The samples of step `step`: epochs are seeded permutations, so resuming at any step
+    replays the same data order as an uninterrupted run."""
+    per_epoch = max(1, n // batch_size)
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def last_checkpoint(output_dir: Path) -> Path | None:
+    pointer = output_dir / "checkpoints" / "last.json"
+    if not pointer.is_file():
+        return None
+    return output_dir / "checkpoints" / json.loads(pointer.read_text())["dir"]
+
+
+def train(config: LoopConfig, build: Build, name: str) -> Path:
+    """Train (or resume) and return the model folder of the final checkpoint.
+
+    `build` must be picklable (a module-level function or a `functools.partial` of one) when
+    `config.ray.num_workers` > 1: each Ray Train worker calls it.
+    """
+    if not config.output_dir:
+        raise ConfigError(f"{name} needs --output_dir=DIR")
+    if config.ray.num_workers <= 1:
+        return _loop(config, build, name)
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from embodied.ray_utils import connect
+
+    connect(config.ray.address, num_cpus=config.ray.num_workers)
+    out = Path(config.output_dir).resolve()
+    trainer = TorchTrainer(
+        lambda: _loop(config, build, name, distributed=True),
+        scaling_config=ScalingConfig(
+            num_workers=config.ray.num_workers, use_gpu=config.device.startswith("cuda")
+        ),
+        run_config=RunConfig(storage_path=str(out / "ray"), name=name),
+    )
+    trainer.fit()
+    return last_checkpoint(out) / MODEL_DIR
+
+
+def _loop(config: LoopConfig, build: Build, name: str, distributed: bool = False) -> Path:
+    import torch
+    from tqdm import tqdm
+
+    out = Path(config.output_dir)
+    resume = last_checkpoint(out)
+    job = build(resume / MODEL_DIR if resume else None)
+    if resume is not None:
+        _load_training_state(job, resume / STATE_DIR)
+    rank, world, model = 0, 1, job.model
+    if distributed:
+        import ray.train
+        import ray.train.torch
+
+        rank = ray.train.get_context().get_world_rank()
+        world = ray.train.get_context().get_world_size()
+        model = ray.train.torch.prepare_model(job.model)
+    start = json.loads((resume / STATE_DIR / "step.json").read_text())["step"] if resume else 0
+    lead = rank == 0
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(to_dict(config), indent=2))
+    job.model.train()
+    folder = resume
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=name,
+               disable=not lead)  # fmt: skip
+    tick, seen = time.perf_counter(), 0
+    with open(out / "metrics.jsonl", "a") if lead else contextlib.nullcontext(io.StringIO()) as f:
+        for step in bar:
+            rows = batch_indices(step, job.n_samples, config.batch_size, config.seed)[rank::world]
+            loss, info = model(job.batch(rows))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss is {loss.item()} at step {step}; last good checkpoint: {folder}"
+                )
+            job.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(job.model.parameters(), config.grad_clip)
+            job.optimizer.step()
+            if job.scheduler is not None:
+                job.scheduler.step()
+            seen += len(rows) * world
+            done = step + 1
+            if lead and (done % config.log_every == 0 or done == config.steps):
+                rate = seen / (time.perf_counter() - tick)
+                row = {"step": done, "loss": loss.item(), **_scalars(info)}
+                row.update(grad_norm=grad_norm.item(), samples_per_s=rate, workers=world)
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+                tick, seen = time.perf_counter(), 0
+            if lead and (done % config.save_every == 0 or done == config.steps):
+                folder = _save(out, done, job)
+    if lead and folder is None:  # nothing left to train: the run was already complete
+        folder = _save(out, start, job)
+    return folder / MODEL_DIR if lead else out
+
+
+def _save(out: Path, step: int, job: Trainable) -> Path:
+    from lerobot.optim.optimizers import save_optimizer_state
+    from lerobot.optim.schedulers import save_scheduler_state
+    from lerobot.utils.random_utils import save_rng_state
+
+    folder = out / "checkpoints" / f"{step:07d}"
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    job.save(tmp / MODEL_DIR)
+    state = tmp / STATE_DIR
+    state.mkdir()
+    save_optimizer_state(job.optimizer, state)
+    if job.scheduler is not None:
+        save_scheduler_state(job.scheduler, state)
+    save_rng_state(state)
+    (state / "step.json").write_text(json.dumps({"step": step}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    pointer = out / "checkpoints" / "last.json"
+    pointer.with_suffix(".tmp").write_text(json.dumps({"dir": folder.name, "step": step}))
+    pointer.with_suffix(".tmp").replace(pointer)
+    return folder
+
+
+def _load_training_state(job: Trainable, state: Path) -> None:
+    from lerobot.optim.optimizers import load_optimizer_state
+    from lerobot.optim.schedulers import load_scheduler_state
+    from lerobot.utils.random_utils import load_rng_state
+
+    job.optimizer = load_optimizer_state(job.optimizer, state)
+    if job.scheduler is not None:
+        job.scheduler = load_scheduler_state(job.scheduler, state)
+    load_rng_state(state)
+
+
+def _scalars(info: dict | None) -> dict:
+    """The numbers of a model's loss dict (models differ in what else they put there)."""
+    return {k: float(v) for k, v in (info or {}).items() if isinstance(v, int | float)}
