@@ -32,7 +32,19 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "embodied.train_policy",
         "train_policy",
         "TrainPolicyConfig",
-        "imitation-train the VLA on a LeRobot dataset (resumes from output_dir)",
+        "imitation-train a policy (the VLA, or ACT/Diffusion) on a LeRobot dataset (resumes)",
+    ),
+    "train-world-model": (
+        "embodied.train_world_model",
+        "train_world_model",
+        "TrainWorldModelConfig",
+        "fit an action-conditioned video world model on a LeRobot dataset (resumes)",
+    ),
+    "eval-world-model": (
+        "embodied.eval_world_model",
+        "evaluate_world_model",
+        "EvalWorldModelConfig",
+        "world-model fidelity on held-out episodes: PSNR/SSIM, success AUROC, controllability",
     ),
     "eval": (
         "embodied.evaluate",

@@ -25,3 +25,17 @@ def camera_of(key: str) -> str:
     if not key.startswith(IMAGE_PREFIX):
         raise ValueError(f"{key!r} is not an image key (expected {IMAGE_PREFIX}<camera>)")
     return key[len(IMAGE_PREFIX) :]
+
+
+def byte_tokens(texts: list[str], max_len: int):
+    """Instructions as UTF-8 byte tokens, a vocabulary-free text encoding shared by models:
+    (tokens int64 (B, L): byte + 1, 0 is padding; pad bool (B, L)). Lower-cased, stripped and
+    cut at `max_len` bytes; an empty instruction (LeRobot's pusht evaluation passes "") is all
+    padding."""
+    import numpy as np
+
+    tokens = np.zeros((len(texts), max_len), dtype=np.int64)
+    for i, text in enumerate(texts):
+        data = text.strip().lower().encode("utf-8")[:max_len]
+        tokens[i, : len(data)] = np.frombuffer(data, dtype=np.uint8).astype(np.int64) + 1
+    return tokens, tokens == 0

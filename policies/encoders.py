@@ -17,22 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BYTE_PAD = 0
-BYTE_VOCAB = 257  # bytes 0..255 shifted by one, and padding
+from embodied.types import byte_tokens
 
-
-def encode_bytes(texts: list[str], max_len: int) -> tuple[Tensor, Tensor]:
-    """UTF-8 bytes of each lower-cased instruction -> tokens (B, L) and a padding mask (B, L).
-
-    Longer instructions are cut at `max_len` bytes. An empty instruction (LeRobot's pusht
-    evaluation passes "") is all padding, which the model handles.
-    """
-    tokens = torch.full((len(texts), max_len), BYTE_PAD, dtype=torch.long)
-    for i, text in enumerate(texts):
-        data = text.strip().lower().encode("utf-8")[:max_len]
-        if data:
-            tokens[i, : len(data)] = torch.tensor(list(data), dtype=torch.long) + 1
-    return tokens, tokens == BYTE_PAD
+BYTE_VOCAB = 257  # bytes 0..255 shifted by one, and padding (see embodied.types.byte_tokens)
 
 
 class ConvVision(nn.Module):
@@ -66,8 +53,9 @@ class ByteText(nn.Module):
         self.position = nn.Parameter(torch.zeros(max_len, dim))
 
     def forward(self, texts: list[str]) -> tuple[Tensor, Tensor]:
-        tokens, pad = encode_bytes(texts, self.max_len)
-        tokens, pad = tokens.to(self.position.device), pad.to(self.position.device)
+        tokens, pad = (
+            torch.from_numpy(x).to(self.position.device) for x in byte_tokens(texts, self.max_len)
+        )
         return self.embed(tokens) + self.position, pad
 
 

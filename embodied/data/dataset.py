@@ -11,6 +11,7 @@ Shapes (B = batch, T = len(delta_timestamps[key]), D = feature size):
     task: list of B strings
 """
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,24 @@ class CachedDataset(torch.utils.data.Dataset):
         cache_dir: str | Path | None = None,
         max_memory_mb: int = 4096,
     ):
+        self.meta = meta
+        self._set_deltas(delta_timestamps)
+        self.arrays = load_cache(meta, Path(cache_dir) if cache_dir else None, max_memory_mb)
+        index = np.asarray(self.arrays["index"])
+        if not np.array_equal(index, np.arange(len(index))):
+            raise DatasetError(f"{meta.repo_id}: row indices are not 0..N-1; cannot serve it")
+        episodes = meta.episodes
+        starts = np.asarray(episodes["dataset_from_index"])
+        ends = np.asarray(episodes["dataset_to_index"])
+        ep = np.asarray(self.arrays["episode_index"])
+        self._start, self._end = starts[ep], ends[ep]
+        self.tasks = list(meta.tasks.index)
+        self.camera_keys = list(meta.camera_keys)
+
+    def _set_deltas(self, delta_timestamps: dict[str, list[float]] | None) -> None:
         from lerobot.datasets.utils import check_delta_timestamps, get_delta_indices
 
-        self.meta = meta
+        meta = self.meta
         self.delta_timestamps = delta_timestamps or {}
         unknown = [k for k in self.delta_timestamps if k not in meta.features]
         if unknown:
@@ -58,17 +74,12 @@ class CachedDataset(torch.utils.data.Dataset):
             k: np.asarray(v, dtype=np.int64)
             for k, v in (get_delta_indices(self.delta_timestamps, meta.fps) or {}).items()
         }
-        self.arrays = load_cache(meta, Path(cache_dir) if cache_dir else None, max_memory_mb)
-        index = np.asarray(self.arrays["index"])
-        if not np.array_equal(index, np.arange(len(index))):
-            raise DatasetError(f"{meta.repo_id}: row indices are not 0..N-1; cannot serve it")
-        episodes = meta.episodes
-        starts = np.asarray(episodes["dataset_from_index"])
-        ends = np.asarray(episodes["dataset_to_index"])
-        ep = np.asarray(self.arrays["episode_index"])
-        self._start, self._end = starts[ep], ends[ep]
-        self.tasks = list(meta.tasks.index)
-        self.camera_keys = list(meta.camera_keys)
+
+    def with_deltas(self, delta_timestamps: dict[str, list[float]] | None) -> "CachedDataset":
+        """The same frames (no reload) served with other `delta_timestamps`."""
+        view = copy.copy(self)
+        view._set_deltas(delta_timestamps)
+        return view
 
     @classmethod
     def open(cls, config: DatasetConfig, **kwargs: Any) -> "CachedDataset":

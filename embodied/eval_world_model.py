@@ -1,0 +1,263 @@
+"""`embodied eval-world-model`: how faithful a world model is on held-out episodes.
+
+Windows of `horizon` steps start every `stride` frames of each held-out episode (every
+`holdout_every`-th, as in train-world-model). From each window's K real context frames the
+model imagines open-loop with the recorded actions, and is measured against the real frames:
+
+- PSNR and SSIM at each horizon step, next to the copy-last-frame baseline;
+- state prediction error (L2, in the state's units) at each step;
+- the success head's AUROC and calibration against MuJoCo's success labels, over every
+  imagined step (what RL rewards) and over the first step only;
+- action controllability: image error with each window's actions replaced by another
+  window's, divided by the error with the true actions (> 1: the model reacts to actions);
+- side-by-side videos (real | imagined, cameras stacked) of a few held-out episodes
+  imagined open-loop from their first frame to their end.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embodied.data.source import DatasetConfig
+from embodied.types import ACTION, SUCCESS
+
+
+@dataclass
+class WorldModelRef:
+    """Attributes:
+    path: a world-model checkpoint folder (config.json, model.safetensors).
+    """
+
+    path: str = ""
+
+
+@dataclass
+class EvalWorldModelConfig:
+    """Attributes:
+    world_model: --world_model.path=CKPT.
+    dataset: the dataset the model was trained on (its held-out episodes are used).
+    holdout_every: which episodes are held out (index % n == n - 1); 0: every episode.
+    horizon: open-loop steps per window (>= 10 for the 10-step figure).
+    stride: frames between window starts.
+    videos: held-out episodes rendered side by side.
+    batch_size: windows imagined at once.
+    seed: seeds the action shuffle.
+    json: where to write the figures (also written to output_dir/world_model_eval.json).
+    output_dir: videos/ and the JSON go here; empty: next to the checkpoint.
+    """
+
+    world_model: WorldModelRef = field(default_factory=WorldModelRef)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    holdout_every: int = 5
+    horizon: int = 10
+    stride: int = 5
+    videos: int = 2
+    batch_size: int = 64
+    seed: int = 0
+    json: str = ""
+    output_dir: str = ""
+
+
+def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
+    import torch
+
+    from embodied.data.dataset import CachedDataset
+    from embodied.data.source import open_metadata, require_features
+    from embodied.train_world_model import holdout_mask, window_deltas
+    from world_models.registry import load_world_model
+
+    model = load_world_model(config.world_model.path)
+    c = model.config
+    meta = open_metadata(config.dataset)
+    require_features(meta, [ACTION], list(c.cameras), action_dim=c.action_dim,
+                     where="this world model")  # fmt: skip
+    c.train_horizon = config.horizon  # windows of the evaluation horizon
+    dataset = CachedDataset(
+        meta, window_deltas(c, meta.fps), cache_dir=config.dataset.cache_dir or None
+    )
+    episode = np.asarray(dataset.arrays["episode_index"])
+    frame = np.asarray(dataset.arrays["frame_index"])
+    held = holdout_mask(episode, config.holdout_every)
+    if config.holdout_every <= 0:
+        held[:] = True
+    ends = np.asarray(dataset._end)
+    rows = np.flatnonzero(
+        held & (frame % config.stride == 0) & (np.arange(len(frame)) + config.horizon < ends)
+    )
+    if len(rows) == 0:
+        raise ValueError("no held-out window: record more episodes or lower --horizon")
+    torch.manual_seed(config.seed)
+    curves = _open_loop(model, dataset, rows, config)
+    out = Path(config.output_dir or Path(config.world_model.path).parent)
+    out.mkdir(parents=True, exist_ok=True)
+    held_episodes = sorted(set(episode[held].tolist()))
+    curves["videos"] = _videos(model, dataset, held_episodes[: config.videos], out / "videos")
+    report = _summarize(curves, config, len(rows), held_episodes)
+    text = json.dumps(report, indent=2)
+    (out / "world_model_eval.json").write_text(text)
+    if config.json:
+        Path(config.json).write_text(text)
+    _print_table(report)
+    return report
+
+
+def _open_loop(model, dataset, rows: np.ndarray, config: EvalWorldModelConfig) -> dict:
+    import torch
+
+    from world_models.metrics import psnr, ssim
+
+    c, K, H = model.config, model.config.context, config.horizon
+    sums = {
+        name: np.zeros(H)
+        for name in ("psnr", "psnr_copy", "ssim", "ssim_copy", "state_err", "mse", "mse_shuffled")
+    }
+    scores, labels, first_scores, first_labels = [], [], [], []
+    count = 0
+    rng = np.random.default_rng(config.seed)
+    for start in range(0, len(rows), config.batch_size):
+        batch = dataset.batch(rows[start : start + config.batch_size])
+        n = len(batch["task"])
+        actions = batch[ACTION]
+        shuffled = actions[torch.from_numpy(_derangement(n, rng))] if n > 1 else actions
+        for key, acts in (("true", actions), ("shuffled", shuffled)):
+            with torch.no_grad():
+                context = {
+                    k: v[:, :K] if torch.is_tensor(v) and v.dim() >= 2 else v
+                    for k, v in batch.items()
+                }
+                carry = model.start(context)
+                for h in range(H):
+                    carry, pred = model.step(carry, acts[:, h])
+                    for img_key in c.image_keys:
+                        real = batch[img_key][:, K + h]
+                        err = (pred.images[img_key] - real).pow(2).flatten(1).mean(1)
+                        if key == "shuffled":
+                            sums["mse_shuffled"][h] += err.sum().item() / len(c.image_keys)
+                            continue
+                        sums["mse"][h] += err.sum().item() / len(c.image_keys)
+                        last = batch[img_key][:, K - 1]
+                        sums["psnr"][h] += psnr(pred.images[img_key], real).sum().item() / len(
+                            c.image_keys
+                        )
+                        sums["psnr_copy"][h] += psnr(last, real).sum().item() / len(c.image_keys)
+                        sums["ssim"][h] += ssim(pred.images[img_key], real).sum().item() / len(
+                            c.image_keys
+                        )
+                        sums["ssim_copy"][h] += ssim(last, real).sum().item() / len(c.image_keys)
+                    if key == "true":
+                        true_state = batch["observation.state"][:, K + h]
+                        sums["state_err"][h] += (pred.state - true_state).norm(dim=1).sum().item()
+                        if c.success_head:
+                            label = batch[SUCCESS][:, h].flatten().numpy().astype(bool)
+                            scores.append(pred.success.numpy())
+                            labels.append(label)
+                            if h == 0:
+                                first_scores.append(pred.success.numpy())
+                                first_labels.append(label)
+        count += n
+    curves = {name: (v / count).tolist() for name, v in sums.items()}
+    curves["success"] = (
+        (
+            np.concatenate(scores),
+            np.concatenate(labels),
+            np.concatenate(first_scores),
+            np.concatenate(first_labels),
+        )
+        if scores
+        else None
+    )
+    return curves
+
+
+def _derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A permutation with no fixed point: every window gets another window's actions."""
+    return (np.arange(n) + rng.integers(1, n)) % n
+
+
+def _summarize(curves: dict, config: EvalWorldModelConfig, windows: int, episodes: list) -> dict:
+    from world_models.metrics import auroc, calibration
+
+    h10 = min(10, config.horizon) - 1
+    report = {
+        "psnr_gain_db_h10": curves["psnr"][h10] - curves["psnr_copy"][h10],
+        "success_auroc": None,
+        "shuffled_action_penalty": float(
+            np.mean(curves["mse_shuffled"]) / max(np.mean(curves["mse"]), 1e-12)
+        ),
+        "psnr_h10": curves["psnr"][h10],
+        "psnr_copy_h10": curves["psnr_copy"][h10],
+        "ssim_h10": curves["ssim"][h10],
+        "ssim_copy_h10": curves["ssim_copy"][h10],
+        "state_error_h10": curves["state_err"][h10],
+        "windows": windows,
+        "held_out_episodes": episodes,
+        "curves": {
+            k: curves[k]
+            for k in ("psnr", "psnr_copy", "ssim", "ssim_copy", "state_err", "mse", "mse_shuffled")
+        },
+        "videos": [str(v) for v in curves["videos"]],
+    }
+    if curves["success"] is not None:
+        scores, labels, first_scores, first_labels = curves["success"]
+        report["success_auroc"] = auroc(scores, labels)
+        report["success_auroc_h1"] = auroc(first_scores, first_labels)
+        report["success_positives"] = int(labels.sum())
+        report["success_calibration"] = calibration(scores, labels)
+    return report
+
+
+def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
+    """Whole held-out episodes imagined open-loop from their first frame: real | imagined."""
+    import torch
+
+    from embodied.rollouts import start_bank
+    from embodied.video import write_mp4
+
+    c = model.config
+    bank = start_bank(dataset, c.context, c.image_keys, episodes)
+    starts = np.asarray(dataset.meta.episodes["dataset_from_index"])
+    ends = np.asarray(dataset.meta.episodes["dataset_to_index"])
+    plain = dataset.with_deltas({})
+    paths = []
+    for i, ep in enumerate(episodes):
+        real = plain.batch(np.arange(starts[ep], ends[ep]))
+        context = {
+            k: torch.from_numpy(bank.images[k][i : i + 1]).movedim(-1, -3).float() / 255.0
+            for k in c.image_keys
+        }
+        context["observation.state"] = torch.from_numpy(bank.state[i : i + 1])
+        context["task"] = [bank.tasks[i]]
+        frames = []
+        with torch.no_grad():
+            carry = model.start(context)
+            for t in range(len(real["task"]) - 1):
+                carry, pred = model.step(carry, real[ACTION][t : t + 1])
+                left = torch.cat([real[k][t + 1] for k in c.image_keys], dim=1)
+                right = torch.cat([pred.images[k][0] for k in c.image_keys], dim=1)
+                pair = torch.cat([left, right], dim=2)
+                frames.append((pair.permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy())
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"episode_{ep:03d}_real_vs_imagined.mp4"
+        write_mp4(path, frames)
+        paths.append(path)
+    return paths
+
+
+def _print_table(report: dict) -> None:
+    r = report
+    rows = [
+        ("PSNR dB, 10 steps ahead", f"{r['psnr_h10']:.2f}", f"{r['psnr_copy_h10']:.2f}"),
+        ("SSIM, 10 steps ahead", f"{r['ssim_h10']:.3f}", f"{r['ssim_copy_h10']:.3f}"),
+        ("PSNR gain (dB)", f"{r['psnr_gain_db_h10']:.2f}", ""),
+        ("state error, 10 steps ahead", f"{r['state_error_h10']:.4f}", ""),
+        ("shuffled-action error ratio", f"{r['shuffled_action_penalty']:.2f}", ""),
+    ]
+    if r["success_auroc"] is not None:
+        rows.append(("success AUROC (imagined steps)", f"{r['success_auroc']:.3f}", ""))
+        rows.append(("success ECE", f"{r['success_calibration']['ece']:.3f}", ""))
+    print(f"\n{'metric':<34} {'model':>10} {'copy-last':>10}")
+    for name, model, copy in rows:
+        print(f"{name:<34} {model:>10} {copy:>10}")
+    print(f"held-out windows: {r['windows']}, episodes: {r['held_out_episodes']}")

@@ -1,0 +1,152 @@
+"""`embodied train-world-model`: fit a world model on any LeRobot dataset.
+
+The same loop as `train-policy` (`embodied.training`): progress bar, `metrics.jsonl`,
+atomic checkpoints (`checkpoints/<step>/pretrained_model/{config.json,model.safetensors}`),
+exact resume, and data-parallel training on Ray Train with `--ray.num_workers`.
+
+Every `holdout_every`-th episode is left out of training, so `eval-world-model` (same flag,
+same default) measures the model on episodes it never saw.
+"""
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embodied.config import ConfigError
+from embodied.data.source import DatasetConfig
+from embodied.ray_utils import RaySettings
+from embodied.training import Trainable, train
+from embodied.types import ACTION, DONE, IMAGE_PREFIX, STATE, SUCCESS
+
+
+@dataclass
+class TrainWorldModelConfig:
+    """Attributes:
+    dataset: the LeRobot dataset (--dataset.root=DIR or --dataset.repo_id=ID); with
+        recorded failures, so the success head sees negatives.
+    output_dir: run directory: checkpoints/, metrics.jsonl, train_config.json.
+    world_model: `type` (latent_conv) and that family's settings, e.g.
+        --world_model.dynamics_width=64 (see world_models/<family>/configuration_*.py).
+    cameras: camera names to model; empty means all of the dataset's cameras.
+    holdout_every: every n-th episode (index % n == n - 1) is held out; 0 trains on all.
+    steps, batch_size, grad_clip, seed, log_every, save_every, device: as train-policy.
+    ray: --ray.num_workers=N trains data-parallel on N Ray Train workers (DDP).
+    """
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    output_dir: str = ""
+    world_model: dict = field(default_factory=dict)
+    cameras: tuple[str, ...] = ()
+    holdout_every: int = 5
+    steps: int = 3000
+    batch_size: int = 16
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 50
+    save_every: int = 500
+    device: str = "cpu"
+    ray: RaySettings = field(default_factory=RaySettings)
+
+
+def train_world_model(config: TrainWorldModelConfig) -> Path:
+    """Train (or resume) and return the model folder of the final checkpoint."""
+    from embodied.data.source import open_metadata
+
+    world_model_config_for(open_metadata(config.dataset), config.world_model, config.cameras)
+    return train(config, partial(_build, config), "train-world-model")
+
+
+def world_model_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] = ()) -> Any:
+    """The world model's config for a dataset: its cameras, image size, state and action
+    sizes and normalization statistics; missing keys or labels fail here, before work."""
+    from embodied.data.source import DatasetError, require_features
+    from world_models.registry import make_config
+
+    try:
+        config = make_config(settings)
+    except ValueError as err:
+        raise ConfigError(f"--world_model: {err}") from None
+    cameras = tuple(cameras) or tuple(k.removeprefix(IMAGE_PREFIX) for k in meta.camera_keys)
+    labels = [SUCCESS, DONE] if config.success_head else []
+    try:
+        require_features(meta, [STATE, ACTION], list(cameras), where="the world model")
+        require_features(meta, labels, where="the world model's success head")
+    except DatasetError as err:
+        if labels and "success head" in str(err):
+            raise DatasetError(
+                f"{err}. Train without the head only if you mean it: "
+                "--world_model.success_head=false"
+            ) from None
+        raise
+    shapes = {tuple(meta.features[IMAGE_PREFIX + c]["shape"]) for c in cameras}
+    if len(shapes) != 1 or (shape := shapes.pop())[0] != shape[1]:
+        raise DatasetError(f"the world model needs square frames of one size; got {shapes}")
+    config.cameras, config.image_size = cameras, shape[0]
+    config.state_dim = meta.features[STATE]["shape"][0]
+    config.action_dim = meta.features[ACTION]["shape"][0]
+    config.stats = {
+        key: {s: np.asarray(meta.stats[key][s]).tolist() for s in ("mean", "std")}
+        for key in (STATE, ACTION)
+    }
+    return config
+
+
+def window_deltas(config: Any, fps: float) -> dict[str, list[float]]:
+    """Offsets of a training window: K context frames and H future frames, H actions/labels."""
+    K, H = config.context, config.train_horizon
+    frames = [(i - K + 1) / fps for i in range(K + H)]
+    steps = [i / fps for i in range(H)]
+    deltas = {**{k: frames for k in [*config.image_keys, STATE]}, ACTION: steps}
+    if config.success_head:
+        deltas.update({SUCCESS: steps, DONE: steps})
+    return deltas
+
+
+def holdout_mask(episode_index: np.ndarray, every: int) -> np.ndarray:
+    """True for rows of held-out episodes (index % every == every - 1)."""
+    if every <= 0:
+        return np.zeros(len(episode_index), dtype=bool)
+    return np.asarray(episode_index) % every == every - 1
+
+
+def _build(config: TrainWorldModelConfig, resume: Path | None) -> Trainable:
+    import torch
+
+    from embodied.data.dataset import CachedDataset
+    from embodied.data.source import open_metadata
+    from world_models.registry import build, load_world_model
+
+    meta = open_metadata(config.dataset)
+    if resume is not None:
+        model = load_world_model(resume, config.device).train()
+    else:
+        torch.manual_seed(config.seed)
+        model = build(world_model_config_for(meta, config.world_model, config.cameras))
+        model.to(config.device)
+    dataset = CachedDataset(
+        meta, window_deltas(model.config, meta.fps), cache_dir=config.dataset.cache_dir or None
+    )
+    train_rows = np.flatnonzero(
+        ~holdout_mask(np.asarray(dataset.arrays["episode_index"]), config.holdout_every)
+    )
+    if len(train_rows) == 0:
+        raise ConfigError(f"--holdout_every={config.holdout_every} leaves no training episode")
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=model.config.lr, weight_decay=model.config.weight_decay
+    )
+
+    def batch(rows: np.ndarray) -> dict:
+        raw = dataset.batch(train_rows[rows])
+        return {k: v.to(config.device) if torch.is_tensor(v) else v for k, v in raw.items()}
+
+    return Trainable(
+        model=model,
+        optimizer=optimizer,
+        scheduler=None,
+        n_samples=len(train_rows),
+        batch=batch,
+        save=model.save_pretrained,
+    )

@@ -1,0 +1,181 @@
+"""What every world-model family provides, and how checkpoints of any family load.
+
+A family is one folder (`world_models/<family>/`: configuration and modeling) whose model
+subclasses `WorldModel` and is listed in `world_models.registry.FAMILIES`. Callers (training,
+the batched environment, metrics) use only this interface:
+
+    model(batch) -> (loss, info)                      training on windows of a dataset
+    model.start(context) -> carry                     K context frames -> recurrent carry
+    model.step(carry, action) -> (carry, Prediction)  one imagined step
+
+Shapes (B batch, K context frames, H future steps, S state dim, A action dim):
+    training batch: `observation.images.<cam>` (B, K+H, 3, h, w) float in [0, 1],
+        `observation.state` (B, K+H, S), `action` (B, H, A), `next.success` and `next.done`
+        (B, H, 1), each with `<key>_is_pad` (B, T), and `task` (B strings). Frame K-1 is
+        "now"; action i moves frame K-1+i to frame K+i, whose labels are next.*[i].
+    context: the same image and state keys with T = K only, and `task`.
+    Prediction: images (B, 3, h, w) per camera in [0, 1], state (B, S), success and done
+        probabilities (B,).
+
+A checkpoint folder holds `config.json` (with the family's `type`) and `model.safetensors`;
+normalization statistics are buffers inside the weights, so the folder is self-describing.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from embodied.types import ACTION, STATE, image_key
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class WorldModelCheckpointError(ValueError):
+    """A world-model folder that is missing, incomplete, corrupt or of an unknown family."""
+
+
+@dataclass
+class WorldModelConfig:
+    """Settings every family shares; families add their own fields.
+
+    Attributes:
+        cameras: camera names the model sees and predicts (set from the dataset).
+        image_size: square frame side in pixels (set from the dataset).
+        state_dim, action_dim: sizes of observation.state and action (set from the dataset).
+        context: K, frames the model reads before imagining.
+        train_horizon: H, steps unrolled open-loop in each training window.
+        success_head: train the success head (needs `next.success` in the dataset).
+        lr, weight_decay: AdamW settings.
+        stats: mean/std of state and action (set from the dataset; stored in the weights).
+    """
+
+    type: ClassVar[str] = ""
+    cameras: tuple[str, ...] = ()
+    image_size: int = 64
+    state_dim: int = 0
+    action_dim: int = 0
+    context: int = 2
+    train_horizon: int = 6
+    success_head: bool = True
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    stats: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def image_keys(self) -> list[str]:
+        return [image_key(c) for c in self.cameras]
+
+    def to_json(self) -> dict:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields.pop("stats")
+        return {"type": self.type, **fields}
+
+
+@dataclass
+class Prediction:
+    images: dict[str, Tensor]
+    state: Tensor
+    success: Tensor
+    done: Tensor
+
+
+class WorldModel(nn.Module):
+    """Base of every family: normalization buffers, the step contract, save and load."""
+
+    config_class: ClassVar[type[WorldModelConfig]] = WorldModelConfig
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        if not config.cameras or not config.state_dim or not config.action_dim:
+            raise ValueError(
+                "a world model needs cameras, state_dim and action_dim (set them from a dataset)"
+            )
+        self.config = config
+        for key, dim in ((STATE, config.state_dim), (ACTION, config.action_dim)):
+            stats = config.stats.get(key, {})
+            mean = torch.as_tensor(stats.get("mean", torch.zeros(dim)), dtype=torch.float32)
+            std = torch.as_tensor(stats.get("std", torch.ones(dim)), dtype=torch.float32)
+            name = key.replace(".", "_")
+            self.register_buffer(f"{name}_mean", mean.reshape(dim))
+            self.register_buffer(f"{name}_std", std.reshape(dim).clamp_min(1e-6))
+
+    def normalize(self, key: str, x: Tensor) -> Tensor:
+        name = key.replace(".", "_")
+        return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
+
+    def unnormalize(self, key: str, x: Tensor) -> Tensor:
+        name = key.replace(".", "_")
+        return x * getattr(self, f"{name}_std") + getattr(self, f"{name}_mean")
+
+    def forward(self, batch: dict) -> tuple[Tensor, dict]:
+        raise NotImplementedError("forward(batch) -> (loss, info)")
+
+    def start(self, context: dict) -> Any:
+        raise NotImplementedError("start(context) -> carry")
+
+    def step(self, carry: Any, action: Tensor) -> tuple[Any, Prediction]:
+        raise NotImplementedError("step(carry, action (B, A)) -> (carry, Prediction)")
+
+    def check_context(self, context: dict) -> None:
+        """Fail with a clear message on frames or states the model was not trained for."""
+        c, size = self.config, self.config.image_size
+        for key in c.image_keys:
+            if key not in context:
+                raise ValueError(f"context lacks {key}; this world model sees {c.image_keys}")
+            shape = tuple(context[key].shape[-3:])
+            if shape != (3, size, size):
+                raise ValueError(
+                    f"context {key} frames are {shape}; this world model takes (3, {size}, {size})"
+                )
+        if context[STATE].shape[-1] != c.state_dim:
+            raise ValueError(
+                f"context state has {context[STATE].shape[-1]} dims; the model takes {c.state_dim}"
+            )
+
+    def check_action(self, action: Tensor) -> None:
+        if action.shape[-1] != self.config.action_dim:
+            raise ValueError(
+                f"actions have {action.shape[-1]} dims; this world model was trained on "
+                f"{self.config.action_dim}-D actions"
+            )
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_json(), indent=2))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, folder / WEIGHTS_FILE)
+
+
+def read_config(folder: Path, families: dict[str, type[WorldModel]]) -> WorldModelConfig:
+    """The config of a checkpoint folder, after checking it is complete and of a known family."""
+    if not folder.is_dir():
+        raise WorldModelCheckpointError(f"world-model checkpoint {folder} does not exist")
+    missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / n).is_file()]
+    if missing:
+        raise WorldModelCheckpointError(f"world-model checkpoint {folder} lacks {missing}")
+    try:
+        raw = json.loads((folder / CONFIG_FILE).read_text())
+    except json.JSONDecodeError as err:
+        raise WorldModelCheckpointError(f"{folder}/{CONFIG_FILE} is corrupt: {err}") from None
+    kind = raw.pop("type", None)
+    if kind not in families:
+        raise WorldModelCheckpointError(
+            f"{folder} holds a world model of type {kind!r}; known: {sorted(families)}"
+        )
+    config_class = families[kind].config_class
+    try:
+        config = config_class(**raw)
+    except TypeError as err:
+        raise WorldModelCheckpointError(
+            f"{folder}/{CONFIG_FILE} does not fit {kind}: {err}"
+        ) from None
+    config.cameras = tuple(config.cameras)
+    return config
