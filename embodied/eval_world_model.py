@@ -71,7 +71,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     model = load_world_model(config.world_model.path)
     c = model.config
     meta = open_metadata(config.dataset)
-    require_features(meta, [ACTION], list(c.cameras), action_dim=c.action_dim,
+    require_features(meta, [ACTION, *c.image_keys], action_dim=c.action_dim,
                      where="this world model")  # fmt: skip
     c.train_horizon = config.horizon  # windows of the evaluation horizon
     dataset = CachedDataset(

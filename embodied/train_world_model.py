@@ -69,10 +69,10 @@ def world_model_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] =
         config = make_config(settings)
     except ValueError as err:
         raise ConfigError(f"--world_model: {err}") from None
-    cameras = tuple(cameras) or tuple(k.removeprefix(IMAGE_PREFIX) for k in meta.camera_keys)
+    keys = tuple(IMAGE_PREFIX + c for c in cameras) or tuple(meta.camera_keys)
     labels = [SUCCESS, DONE] if config.success_head else []
     try:
-        require_features(meta, [STATE, ACTION], list(cameras), where="the world model")
+        require_features(meta, [STATE, ACTION, *keys], where="the world model")
         require_features(meta, labels, where="the world model's success head")
     except DatasetError as err:
         if labels and "success head" in str(err):
@@ -81,10 +81,10 @@ def world_model_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] =
                 "--world_model.success_head=false"
             ) from None
         raise
-    shapes = {tuple(meta.features[IMAGE_PREFIX + c]["shape"]) for c in cameras}
+    shapes = {tuple(meta.features[k]["shape"]) for k in keys}
     if len(shapes) != 1 or (shape := shapes.pop())[0] != shape[1]:
         raise DatasetError(f"the world model needs square frames of one size; got {shapes}")
-    config.cameras, config.image_size = cameras, shape[0]
+    config.image_keys, config.image_size = keys, shape[0]
     config.state_dim = meta.features[STATE]["shape"][0]
     config.action_dim = meta.features[ACTION]["shape"][0]
     config.stats = {

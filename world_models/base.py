@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from embodied.types import ACTION, STATE, image_key
+from embodied.types import ACTION, STATE
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -45,7 +45,8 @@ class WorldModelConfig:
     """Settings every family shares; families add their own fields.
 
     Attributes:
-        cameras: camera names the model sees and predicts (set from the dataset).
+        image_keys: the camera keys the model sees and predicts (set from the dataset), e.g.
+            `observation.images.wrist`.
         image_size: square frame side in pixels (set from the dataset).
         state_dim, action_dim: sizes of observation.state and action (set from the dataset).
         context: K, frames the model reads before imagining.
@@ -56,7 +57,7 @@ class WorldModelConfig:
     """
 
     type: ClassVar[str] = ""
-    cameras: tuple[str, ...] = ()
+    image_keys: tuple[str, ...] = ()
     image_size: int = 64
     state_dim: int = 0
     action_dim: int = 0
@@ -66,10 +67,6 @@ class WorldModelConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     stats: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def image_keys(self) -> list[str]:
-        return [image_key(c) for c in self.cameras]
 
     def to_json(self) -> dict:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -92,9 +89,9 @@ class WorldModel(nn.Module):
 
     def __init__(self, config: WorldModelConfig):
         super().__init__()
-        if not config.cameras or not config.state_dim or not config.action_dim:
+        if not config.image_keys or not config.state_dim or not config.action_dim:
             raise ValueError(
-                "a world model needs cameras, state_dim and action_dim (set them from a dataset)"
+                "a world model needs image_keys, state_dim and action_dim (set them from a dataset)"
             )
         self.config = config
         for key, dim in ((STATE, config.state_dim), (ACTION, config.action_dim)):
@@ -177,5 +174,5 @@ def read_config(folder: Path, families: dict[str, type[WorldModel]]) -> WorldMod
         raise WorldModelCheckpointError(
             f"{folder}/{CONFIG_FILE} does not fit {kind}: {err}"
         ) from None
-    config.cameras = tuple(config.cameras)
+    config.image_keys = tuple(config.image_keys)
     return config

@@ -94,7 +94,7 @@ class LatentConvWorldModel(WorldModel):
     def __init__(self, config: LatentConvConfig):
         super().__init__(config)
         c = config
-        n_cams, z = len(c.cameras), c.latent_channels
+        n_cams, z = len(c.image_keys), c.latent_channels
         self.codec = FrameCodec(tuple(c.channels), z)
         self.text = TextEmbedding(c.text_dim, c.max_text_len)
         width, cond = c.dynamics_width, c.dynamics_width
