@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import statistics
+import time
 from pathlib import Path
 
 
@@ -43,3 +44,18 @@ def write_json(path: str, figures: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(figures, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def matmul_peak_gflops(repeats: int) -> float:
+    """The machine's fp32 matrix-product rate (2048^2 products, best of `repeats`)."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        rates.append(5 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+    return max(rates)

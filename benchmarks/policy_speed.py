@@ -11,21 +11,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_rate, parser, print_table, write_json  # noqa: E402
-
-
-def matmul_peak_gflops(repeats: int) -> float:
-    import torch
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        rates.append(5 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
-    return max(rates)
+from common import matmul_peak_gflops, median_rate, parser, print_table, write_json  # noqa: E402
 
 
 def build(settings: dict):

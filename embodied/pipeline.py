@@ -1,62 +1,156 @@
 """`embodied pipeline CONFIG`: every stage of the job, in order, skipping finished ones.
 
-A stage's output lives in the run directory next to `stages/<name>.json`, which records
-the config the stage ran with. A stage is skipped when that record exists and its config
-is unchanged; a changed config or a missing record reruns it (and the stages after it).
-Stages read earlier stages' artifacts by path only, so any stage can run elsewhere.
+Stages: collect expert data -> train the policy -> train the world model -> measure the
+world model -> evaluate the policy in MuJoCo. Each stage is its command's own config nested
+under its name (`--train_policy.steps=500`); the pipeline fills in the paths, all under the
+run directory:
+
+    data/  policy/  world_model/  world_model_eval/  eval_pretrained/  stages/<name>.json
+
+`stages/<name>.json` records the config a stage finished with. A stage is skipped when its
+record matches and no earlier stage ran again; otherwise it runs. A stage interrupted with
+an unchanged config resumes from its own checkpoints; one whose config changed starts over
+(its old output is removed first, so a stale model is never resumed).
 """
 
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from embodied.config import to_dict
 from embodied.data.record import CollectConfig
+from embodied.data.source import DatasetConfig
+from embodied.eval_world_model import EvalWorldModelConfig, WorldModelRef
+from embodied.evaluate import EvalConfig, PolicyRef
+from embodied.train_policy import TrainPolicyConfig
+from embodied.train_world_model import TrainWorldModelConfig
 
 
 @dataclass
 class PipelineConfig:
     """Attributes:
     output_dir: the run directory; every artifact of every stage goes under it.
-    collect: the expert-data stage (its `root` is set to <output_dir>/data).
+    collect: the expert-data stage (`embodied collect` settings; root is set for you).
+    train_policy: `embodied train-policy` settings (dataset and output_dir are set for you).
+    train_world_model: `embodied train-world-model` settings (same).
+    eval_world_model: `embodied eval-world-model` settings (same).
+    eval: `embodied eval` settings for the pretrained policy (policy path and output set).
     """
 
     output_dir: str = "runs/quickstart"
     collect: CollectConfig = field(default_factory=CollectConfig)
+    train_policy: TrainPolicyConfig = field(default_factory=TrainPolicyConfig)
+    train_world_model: TrainWorldModelConfig = field(default_factory=TrainWorldModelConfig)
+    eval_world_model: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-def _stage_done(record: Path, config: dict) -> bool:
-    as_saved = json.loads(json.dumps(config))  # tuples come back from JSON as lists
-    return record.is_file() and json.loads(record.read_text())["config"] == as_saved
+@dataclass
+class Stage:
+    """A command run on its config; `resumable` stages continue from their checkpoints."""
+
+    name: str
+    config: object
+    output: Path
+    run: Callable[[object], object]
+    resumable: bool = False
 
 
-def _write_record(record: Path, config: dict, wall_s: float) -> None:
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"config": config, "wall_s": wall_s}, indent=2))
-    tmp.replace(record)
+def _stages(config: PipelineConfig) -> list[Stage]:
+    from embodied.data.record import collect
+    from embodied.eval_world_model import evaluate_world_model
+    from embodied.evaluate import evaluate
+    from embodied.train_policy import train_policy
+    from embodied.train_world_model import train_world_model
+
+    out = Path(config.output_dir)
+    data = DatasetConfig(root=str(out / "data"))
+    final = "checkpoints/{:07d}/pretrained_model"
+    policy_path = out / "policy" / final.format(config.train_policy.steps)
+    world_model_path = out / "world_model" / final.format(config.train_world_model.steps)
+    dataset = replace(config.train_policy.dataset, root=data.root)
+    return [
+        Stage("collect", replace(config.collect, root=data.root), out / "data", collect),
+        Stage(
+            "train_policy",
+            replace(config.train_policy, dataset=dataset, output_dir=str(out / "policy")),
+            out / "policy",
+            train_policy,
+            resumable=True,
+        ),
+        Stage(
+            "train_world_model",
+            replace(config.train_world_model, dataset=dataset, output_dir=str(out / "world_model")),
+            out / "world_model",
+            train_world_model,
+            resumable=True,
+        ),
+        Stage(
+            "eval_world_model",
+            replace(
+                config.eval_world_model,
+                world_model=WorldModelRef(str(world_model_path)),
+                dataset=dataset,
+                output_dir=str(out / "world_model_eval"),
+            ),
+            out / "world_model_eval",
+            evaluate_world_model,
+        ),
+        Stage(
+            "eval_pretrained",
+            replace(
+                config.eval,
+                policy=PolicyRef(str(policy_path)),
+                output_dir=str(out / "eval_pretrained"),
+            ),
+            out / "eval_pretrained",
+            evaluate,
+        ),
+    ]
+
+
+def _as_json(config: object) -> dict:
+    return json.loads(json.dumps(to_dict(config)))  # tuples come back from JSON as lists
+
+
+def _write(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(content, indent=2))
+    tmp.replace(path)
+
+
+def _read_config(path: Path) -> dict | None:
+    return json.loads(path.read_text())["config"] if path.is_file() else None
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
-    from embodied.data.record import collect
-    from embodied.data.source import DatasetConfig, open_metadata
-    from embodied.data.summary import format_summary, summarize
-
+    """Run (or skip) every stage; returns the wall time of the stages that ran and their
+    results."""
     out = Path(config.output_dir)
-    data_root = out / "data"
-    collect_config = CollectConfig(**{**to_dict(config.collect), "root": str(data_root)})
-    record = out / "stages" / "collect.json"
     wall: dict[str, float] = {}
-    if _stage_done(record, to_dict(collect_config)) and data_root.exists():
-        print(f"collect: done earlier, reusing {data_root}")
-    else:
-        shutil.rmtree(data_root, ignore_errors=True)  # its config changed, or it never finished
+    results: dict[str, object] = {}
+    rerun_after = False
+    for stage in _stages(config):
+        settings = _as_json(stage.config)
+        done, started = (
+            out / "stages" / f"{stage.name}.json",
+            out / "stages" / f"{stage.name}.started.json",
+        )
+        if not rerun_after and _read_config(done) == settings and stage.output.exists():
+            print(f"{stage.name}: done earlier, reusing {stage.output}")
+            continue
+        rerun_after = True
+        done.unlink(missing_ok=True)
+        if not (stage.resumable and _read_config(started) == settings):
+            shutil.rmtree(stage.output, ignore_errors=True)  # never resume a stale run
+            _write(started, {"config": settings})
+        print(f"== {stage.name} ==")
         start = time.perf_counter()
-        collect(collect_config)
-        wall["collect"] = time.perf_counter() - start
-        _write_record(record, to_dict(collect_config), wall["collect"])
-    summary = summarize(open_metadata(DatasetConfig(root=str(data_root))))
-    print(format_summary(summary))
-    return {"wall_s": wall, "dataset": summary}
+        results[stage.name] = stage.run(stage.config)
+        wall[stage.name] = time.perf_counter() - start
+        _write(done, {"config": settings, "wall_s": wall[stage.name]})
+    return {"wall_s": wall, "results": results}

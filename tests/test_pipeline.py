@@ -1,37 +1,83 @@
+import json
+
 import pytest
 
 from embodied.data.record import CollectConfig
+from embodied.eval_world_model import EvalWorldModelConfig
+from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings
 from embodied.pipeline import PipelineConfig, run_pipeline
+from embodied.train_policy import TrainPolicyConfig
+from embodied.train_world_model import TrainWorldModelConfig
 
 pytestmark = pytest.mark.sim
 
+POLICY = {"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2}
+WORLD_MODEL = {"channels": (8, 8, 8), "latent_channels": 4, "dynamics_width": 8,
+               "dynamics_blocks": 1, "text_dim": 8, "train_horizon": 2}  # fmt: skip
+
+
+def _config(tmp_path) -> PipelineConfig:
+    return PipelineConfig(
+        output_dir=str(tmp_path / "run"),
+        collect=CollectConfig(task="lift", episodes=2, success_hold=0),
+        train_policy=TrainPolicyConfig(policy=dict(POLICY), steps=2, batch_size=4),
+        train_world_model=TrainWorldModelConfig(
+            world_model=dict(WORLD_MODEL), steps=2, batch_size=2, holdout_every=2
+        ),
+        eval_world_model=EvalWorldModelConfig(holdout_every=2, horizon=10, videos=1),
+        eval=EvalConfig(env=EnvSettings(task="lift"), eval=EvalSettings(n_episodes=1, videos=0)),
+    )
+
 
 def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys):
-    config = PipelineConfig(
-        output_dir=str(tmp_path / "run"),
-        collect=CollectConfig(task="lift", episodes=1, success_hold=0),
-    )
+    config = _config(tmp_path)
     first = run_pipeline(config)
-    assert "collect" in first["wall_s"] and first["dataset"]["episodes"] == 1
-    second = run_pipeline(config)
-    assert second["wall_s"] == {} and "done earlier" in capsys.readouterr().out
-    config.collect.episodes = 2
+    stages = ["collect", "train_policy", "train_world_model", "eval_world_model", "eval_pretrained"]
+    assert list(first["wall_s"]) == stages
+    run = tmp_path / "run"
+    assert (run / "world_model_eval/world_model_eval.json").is_file()
+    assert json.loads((run / "eval_pretrained/summary.json").read_text())["episodes"] == 1
+    assert run_pipeline(config)["wall_s"] == {}
+    assert capsys.readouterr().out.count("done earlier") == len(stages)
+    config.train_world_model.steps = 3
     third = run_pipeline(config)
-    assert "collect" in third["wall_s"] and third["dataset"]["episodes"] == 2
+    assert list(third["wall_s"]) == stages[2:]  # the policy is still good; later stages rerun
+    assert (run / "world_model/checkpoints/0000003").is_dir()
+    assert not (run / "world_model/checkpoints/0000002").exists()  # changed config: fresh start
 
 
-def test_interrupted_stage_is_rerun(tmp_path, monkeypatch):
-    import embodied.data.record as record
+def test_interrupted_stage_resumes_and_stale_output_is_not_reused(tmp_path, monkeypatch):
+    import embodied.train_policy as train_policy
 
-    config = PipelineConfig(
-        output_dir=str(tmp_path / "run"), collect=CollectConfig(task="lift", episodes=1)
-    )
-    monkeypatch.setattr(record, "_lerobot_frame", lambda frame: (_ for _ in ()).throw(OSError))
-    with pytest.raises(OSError):
+    config = _config(tmp_path)
+    config.train_policy.steps, config.train_policy.save_every = 4, 2
+    config.train_policy.log_every = 1
+    real = train_policy._build
+
+    def crash_after_first_checkpoint(cfg, resume):
+        job = real(cfg, resume)
+        batch, calls = job.batch, []
+
+        def batch_then_crash(rows):
+            calls.append(rows)
+            if len(calls) == 3:  # step 3, after the step-2 checkpoint
+                raise KeyboardInterrupt
+            return batch(rows)
+
+        job.batch = batch_then_crash
+        return job
+
+    monkeypatch.setattr(train_policy, "_build", crash_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
         run_pipeline(config)
-    assert not (tmp_path / "run/stages/collect.json").exists()
+    run = tmp_path / "run"
+    assert not (run / "stages/train_policy.json").exists()
+    (run / "policy/kept").touch()  # survives only if the stage resumes in place
     monkeypatch.undo()
-    assert "collect" in run_pipeline(config)["wall_s"]
+    result = run_pipeline(config)
+    assert "collect" not in result["wall_s"] and "train_policy" in result["wall_s"]
+    lines = (run / "policy/metrics.jsonl").read_text().splitlines()
+    assert (run / "policy/kept").exists() and [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4]
 
 
 @pytest.mark.slow
@@ -39,4 +85,4 @@ def test_quickstart_config_runs_end_to_end(tmp_path):
     from embodied.cli import main
 
     assert main(["pipeline", "configs/quickstart.yaml", f"--output_dir={tmp_path}/qs"]) == 0
-    assert (tmp_path / "qs/data/meta/info.json").exists()
+    assert (tmp_path / "qs/eval_pretrained/summary.json").exists()
