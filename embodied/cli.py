@@ -52,6 +52,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "EvalConfig",
         "run a policy closed-loop in the MuJoCo tasks: success rate, videos, episode records",
     ),
+    "finetune": (
+        "embodied.rl.finetune",
+        "finetune",
+        "FinetuneConfig",
+        "RL fine-tune the VLA inside world-model rollouts on Ray (GRPO or PPO; resumes)",
+    ),
     "pipeline": (
         "embodied.pipeline",
         "run_pipeline",

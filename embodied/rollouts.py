@@ -90,13 +90,23 @@ def policy_act(policy: Any, pre: Any, post: Any, n_action_steps: int | None = No
 
     @torch.no_grad()
     def act(obs: dict) -> np.ndarray:
-        batch = {k: torch.from_numpy(obs[k]).permute(0, 3, 1, 2).float() / 255.0 for k in keys}
-        batch[STATE] = torch.from_numpy(np.asarray(obs[STATE], dtype=np.float32))
-        batch[TASK] = list(obs[TASK])
-        chunk = policy.predict_action_chunk(pre(batch))[:, :n]
+        chunk = policy.predict_action_chunk(pre(policy_batch(obs, keys)))[:, :n]
         return post(chunk).cpu().numpy()
 
     return act
+
+
+def policy_batch(obs: dict, image_keys: list[str]) -> dict:
+    """Batched env observations -> a LeRobot batch: float CHW images in [0, 1], float state."""
+    import torch
+
+    batch = {
+        k: torch.from_numpy(np.asarray(obs[k])).permute(0, 3, 1, 2).float() / 255.0
+        for k in image_keys
+    }
+    batch[STATE] = torch.from_numpy(np.asarray(obs[STATE], dtype=np.float32))
+    batch[TASK] = list(obs[TASK])
+    return batch
 
 
 def start_bank(dataset: Any, context: int, image_keys: list[str], episodes=None) -> Any:

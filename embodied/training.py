@@ -120,7 +120,7 @@ def _loop(config: LoopConfig, build: Build, name: str, distributed: bool = False
     resume = last_checkpoint(out)
     job = build(resume / MODEL_DIR if resume else None)
     if resume is not None:
-        _load_training_state(job, resume / STATE_DIR)
+        load_training_state(job, resume / STATE_DIR)
     rank, world, model = 0, 1, job.model
     if distributed:
         import ray.train
@@ -164,13 +164,17 @@ def _loop(config: LoopConfig, build: Build, name: str, distributed: bool = False
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
                 tick, seen = time.perf_counter(), 0
             if lead and (done % config.save_every == 0 or done == config.steps):
-                folder = _save(out, done, job)
+                folder = save_checkpoint(out, done, job)
     if lead and folder is None:  # nothing left to train: the run was already complete
-        folder = _save(out, start, job)
+        folder = save_checkpoint(out, start, job)
     return folder / MODEL_DIR if lead else out
 
 
-def _save(out: Path, step: int, job: Trainable) -> Path:
+def save_checkpoint(
+    out: Path, step: int, job: Trainable, extra: Callable[[Path], None] | None = None
+) -> Path:
+    """Write checkpoint `step` atomically and point `last.json` at it; `extra` writes more
+    training state (e.g. RL's value head) into the training_state folder."""
     from lerobot.optim.optimizers import save_optimizer_state
     from lerobot.optim.schedulers import save_scheduler_state
     from lerobot.utils.random_utils import save_rng_state
@@ -185,6 +189,8 @@ def _save(out: Path, step: int, job: Trainable) -> Path:
     if job.scheduler is not None:
         save_scheduler_state(job.scheduler, state)
     save_rng_state(state)
+    if extra is not None:
+        extra(state)
     (state / "step.json").write_text(json.dumps({"step": step}))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
@@ -194,7 +200,7 @@ def _save(out: Path, step: int, job: Trainable) -> Path:
     return folder
 
 
-def _load_training_state(job: Trainable, state: Path) -> None:
+def load_training_state(job: Trainable, state: Path) -> None:
     from lerobot.optim.optimizers import load_optimizer_state
     from lerobot.optim.schedulers import load_scheduler_state
     from lerobot.utils.random_utils import load_rng_state

@@ -54,7 +54,9 @@ class VLANet(nn.Module):
 
     def forward(
         self, images: list[Tensor], state: Tensor, texts: list[str]
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """-> mean and log std of the chunk (B, H, A), and pooled features (B, dim) that
+        RL's value heads read."""
         batch = state.shape[0]
         parts = [self.vision(img) + self.camera[i] for i, img in enumerate(images)]
         text, text_pad = self.text(texts)
@@ -64,12 +66,13 @@ class VLANet(nn.Module):
         pad = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
         start = sum(p.shape[1] for p in parts[: len(images)])
         pad[:, start : start + text.shape[1]] = text_pad
-        x = self.norm(self.transformer(x, src_key_padding_mask=pad))
-        out = self.head(x[:, -self.config.chunk_size :])
-        mean, raw_log_std = out.chunk(2, dim=-1)
+        queries = self.norm(self.transformer(x, src_key_padding_mask=pad))[
+            :, -self.config.chunk_size :
+        ]
+        mean, raw_log_std = self.head(queries).chunk(2, dim=-1)
         low, high = self.config.min_log_std, self.config.max_log_std
         log_std = low + 0.5 * (high - low) * (torch.tanh(raw_log_std) + 1.0)
-        return mean, log_std
+        return mean, log_std, queries.mean(1)
 
 
 class VLAPolicy(PreTrainedPolicy):
@@ -99,16 +102,18 @@ class VLAPolicy(PreTrainedPolicy):
     def get_optim_params(self):
         return self.parameters()
 
-    def distribution(self, batch: dict) -> ChunkGaussian:
-        """The action-chunk distribution for a (normalized) batch of observations."""
+    def distribution(self, batch: dict, with_features: bool = False):
+        """The action-chunk distribution for a (normalized) batch of observations; with
+        `with_features`, also the pooled features (B, dim) a value head can read."""
         images = [_last_frame(batch[key]) for key in self.camera_keys]
         state = batch[STATE]
         state = state[:, -1] if state.dim() == 3 else state
         texts = batch.get(TASK) or [""] * state.shape[0]
         if isinstance(texts, str):
             texts = [texts] * state.shape[0]
-        mean, log_std = self.model(images, state, list(texts))
-        return ChunkGaussian(mean, log_std)
+        mean, log_std, features = self.model(images, state, list(texts))
+        dist = ChunkGaussian(mean, log_std)
+        return (dist, features) if with_features else dist
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:
         """Imitation loss on a batch with `action` (B, H, A) and `action_is_pad` (B, H).

@@ -1,0 +1,1 @@
+"""RL fine-tuning of the VLA inside world-model rollouts (`embodied finetune`)."""

@@ -1,0 +1,115 @@
+"""A rollout worker: a copy of the world model and of the policy, imagining batches of
+episodes from real start frames with the policy's current weights.
+
+The same class runs in the driver (tests, `--ray.num_workers=0`) or as a long-lived Ray
+actor. Rollouts are a function of (weights, seed): a restarted actor that repeats a task
+returns the same episodes, which keeps runs reproducible through worker failures.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker needs to build itself (plain data, so it travels to Ray actors).
+
+    Attributes:
+        policy_path, world_model_path: checkpoint folders.
+        dataset: `DatasetConfig` of the start frames.
+        starts: start states per batch; each is repeated `group_size` times.
+        group_size: G, episodes per start state.
+        horizon: env steps before an imagined episode is truncated.
+        n_action_steps: actions of each chunk executed before re-planning.
+        temperature: sampling temperature (scales the policy's standard deviation).
+        success_threshold: success probability at which an imagined episode succeeds.
+    """
+
+    policy_path: str
+    world_model_path: str
+    dataset: Any
+    starts: int
+    group_size: int
+    horizon: int
+    n_action_steps: int
+    temperature: float
+    success_threshold: float = 0.5
+
+
+class RolloutWorker:
+    def __init__(self, spec: WorkerSpec):
+        import torch
+
+        from embodied.data.dataset import CachedDataset
+        from embodied.policy_io import load_policy
+        from embodied.rollouts import start_bank
+        from world_models.env import WorldModelEnv
+        from world_models.registry import load_world_model
+
+        torch.set_num_threads(1)  # several workers share the machine's cores
+        self.spec = spec
+        self.policy, self.pre, self.post = load_policy(spec.policy_path, policy_type="embodied_vla")
+        self.policy.eval()
+        model = load_world_model(spec.world_model_path)
+        bank = start_bank(
+            CachedDataset.open(spec.dataset), model.config.context, list(model.config.image_keys)
+        )
+        self.env = WorldModelEnv(
+            model,
+            bank,
+            num_envs=spec.starts * spec.group_size,
+            horizon=spec.horizon,
+            success_threshold=spec.success_threshold,
+        )
+        self.image_keys = sorted(self.policy.config.image_features)
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.policy.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+
+    def sample(self, weights: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+        """Imagine one batch of episodes with these weights. Returns per decision t and
+        episode b: `obs/<key>` (T, B, ...), `actions` (T, B, H, A) normalized chunks,
+        `log_prob` (T, B), `reward` (T, B), `alive` (T, B), and per episode `start` (B,),
+        `group` (B,), `success` (B,), `steps` (B,)."""
+        import torch
+
+        from embodied.rollouts import policy_batch
+
+        spec = self.spec
+        self.set_weights(weights)
+        rng = np.random.default_rng(seed)
+        chosen = rng.integers(len(self.env.starts), size=spec.starts)
+        obs, _ = self.env.reset(seed=seed, options={"starts": np.repeat(chosen, spec.group_size)})
+        generator = torch.Generator().manual_seed(seed)
+        n = spec.n_action_steps
+        mask = torch.zeros(self.policy.config.chunk_size, dtype=torch.bool)
+        mask[:n] = True
+        steps: list[dict] = []
+        ended = np.zeros(self.env.num_envs, dtype=bool)
+        while not ended.all():
+            with torch.no_grad():
+                dist = self.policy.distribution(self.pre(policy_batch(obs, self.image_keys)))
+                chunk = dist.sample(spec.temperature, generator=generator)
+                log_prob = dist.log_prob(
+                    chunk, mask=mask.expand(len(chunk), -1), temperature=spec.temperature
+                )
+                executed = self.post(chunk[:, :n]).clamp(-1.0, 1.0).numpy()
+            record = {f"obs/{k}": obs[k] for k in [*self.image_keys, "observation.state"]}
+            record.update(actions=chunk.numpy(), log_prob=log_prob.numpy(), alive=~ended)
+            obs, reward, terminated, truncated, _ = self.env.step(executed)
+            record["reward"] = reward
+            steps.append(record)
+            ended = terminated | truncated
+        out = {k: np.stack([s[k] for s in steps]) for k in steps[0]}
+        out.update(
+            task=np.array(self.env.tasks),
+            start=self.env.start_index,
+            group=np.repeat(np.arange(spec.starts), spec.group_size),
+            success=out["reward"].sum(0) > 0,
+            steps=self.env.steps.copy(),
+        )
+        return out

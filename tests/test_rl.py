@@ -1,0 +1,182 @@
+"""RL fine-tuning in the world model: the losses by hand, the loop on Ray, resume, failures."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from embodied.data.source import DatasetConfig
+from embodied.eval_world_model import WorldModelRef
+from embodied.evaluate import PolicyRef
+from embodied.ray_utils import RaySettings
+from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
+from embodied.rl.losses import clipped_surrogate, gae, group_advantages
+
+POLICY = {"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2}
+WORLD_MODEL = {"channels": (8, 8, 8), "latent_channels": 4, "dynamics_width": 8,
+               "dynamics_blocks": 1, "text_dim": 8, "train_horizon": 2}  # fmt: skip
+
+
+def test_group_advantages_by_hand():
+    returns = torch.tensor([1.0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0])
+    groups = torch.arange(4).repeat_interleave(4)
+    adv, keep = group_advantages(returns, groups)
+    std = math.sqrt(0.25 * 0.75)
+    expected = [0.75 / std, -0.25 / std, -0.25 / std, -0.25 / std, 0, 0, 0, 0, 0, 0, 0, 0,
+                1, 1, -1, -1]  # fmt: skip
+    assert torch.allclose(adv, torch.tensor(expected), atol=1e-4)
+    assert keep.tolist() == [True] * 4 + [False] * 8 + [True] * 4  # all-success/all-fail dropped
+    _, keep = group_advantages(returns, groups, min_rate=0.3, max_rate=0.9)  # World-Gymnast's band
+    assert keep.tolist() == [False] * 12 + [True] * 4
+
+
+def test_clipped_surrogate_by_hand():
+    ratio = torch.tensor([1.5, 1.5, 0.5, 0.5, 1.1])
+    adv = torch.tensor([1.0, -1.0, 1.0, -1.0, 3.0])
+    mask = torch.tensor([True, True, True, True, False])
+    loss, info = clipped_surrogate(ratio.log(), torch.zeros(5), adv, mask, 0.2, 0.28)
+    # A>0 caps the gain at 1 + 0.28; A<0 with ratio 1.5 keeps -1.5; ratio 0.5: 0.5 and -0.8.
+    assert loss.item() == pytest.approx((-1.28 + 1.5 - 0.5 + 0.8) / 4)
+    assert info["clip_frac"] == pytest.approx(1.0)
+
+
+def test_gae_by_hand():
+    rewards = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    values = torch.full((3, 2), 0.5)
+    alive = torch.tensor([[True, True], [True, True], [True, False]])
+    adv, returns = gae(rewards, values, alive, gamma=0.9, lam=0.8)
+    # episode 0: deltas 0.9*.5-.5=-.05, -.05, 1-.5=.5; episode 1 ends at t=1: delta 1-.5=.5
+    a2 = 0.5
+    a1 = -0.05 + 0.72 * a2
+    a0 = -0.05 + 0.72 * a1
+    assert torch.allclose(adv[:, 0], torch.tensor([a0, a1, a2]))
+    assert torch.allclose(adv[:, 1], torch.tensor([-0.05 + 0.72 * 0.5, 0.5, 0.0]))
+    assert torch.allclose(returns, adv + values)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(recorded, tmp_path_factory):
+    from embodied.train_policy import TrainPolicyConfig, train_policy
+    from embodied.train_world_model import TrainWorldModelConfig, train_world_model
+
+    root, _ = recorded
+    out = tmp_path_factory.mktemp("rl")
+    data = DatasetConfig(root=str(root))
+    policy = train_policy(
+        TrainPolicyConfig(
+            dataset=data, output_dir=str(out / "policy"), policy=dict(POLICY), steps=2, batch_size=4
+        )  # fmt: skip
+    )
+    world_model = train_world_model(
+        TrainWorldModelConfig(
+            dataset=data,
+            output_dir=str(out / "wm"),
+            world_model=dict(WORLD_MODEL),
+            steps=2,
+            batch_size=2,
+        )  # fmt: skip
+    )
+    return policy, world_model, data
+
+
+def _config(checkpoints, tmp_path, **extra) -> FinetuneConfig:
+    """A few tiny iterations; every group kept and an entropy bonus, so that even an
+    untrained world model's uniform rewards move the weights."""
+    policy, world_model, data = checkpoints
+    algo = AlgoSettings(group_size=4, starts=2, minibatch_size=16, lr=1e-3, min_group_rate=-1.0,
+                        max_group_rate=2.0, entropy_coef=0.01)  # fmt: skip
+    settings = {"iterations": 2, "horizon": 10, "save_every": 1, "algo": algo,
+                "ray": RaySettings(num_workers=0), "policy": PolicyRef(str(policy)),
+                "world_model": WorldModelRef(str(world_model)), "dataset": data,
+                "output_dir": str(tmp_path / "ft")}  # fmt: skip
+    return FinetuneConfig(**{**settings, **extra})
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_finetune_changes_the_policy_and_resumes_exactly(checkpoints, tmp_path, algo):
+    config = _config(checkpoints, tmp_path, iterations=3)
+    config.algo.type = algo
+    whole = finetune(config)
+    before, after = _weights(checkpoints[0]), _weights(whole)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.isfinite(v).all() for v in after.values())
+    rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [1, 2, 3]
+    assert {"wm_success", "time_rollout_s", "time_learn_s", "time_sync_s"} <= set(rows[0])
+    split = _config(checkpoints, tmp_path / "split", iterations=2)
+    split.algo.type = algo
+    finetune(split)
+    split.iterations = 3
+    resumed = finetune(split)
+    a, b = _weights(whole), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.ray
+def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path):
+    import ray
+
+    from embodied.rl import finetune as module
+
+    config = _config(checkpoints, tmp_path, iterations=2, ray=RaySettings(num_workers=2))
+    real_sample = module.Workers.sample
+    killed = []
+
+    def sample_and_kill_once(self, weights, seeds):
+        if not killed:
+            killed.append(True)
+            ray.kill(self.actors[0], no_restart=False)  # the actor dies; Ray restarts it
+        return real_sample(self, weights, seeds)
+
+    module.Workers.sample = sample_and_kill_once
+    try:
+        result = finetune(config)
+    finally:
+        module.Workers.sample = real_sample
+        ray.shutdown()
+    rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [1, 2] and rows[0]["episodes"] == 16
+    assert all(torch.isfinite(v).all() for v in _weights(result).values())
+
+
+def test_mismatched_inputs_fail_before_any_rollout(checkpoints, tmp_path, recorded):
+    from embodied.train_world_model import TrainWorldModelConfig, train_world_model
+    from world_models.registry import load_world_model
+
+    root, _ = recorded
+    no_head = train_world_model(
+        TrainWorldModelConfig(
+            dataset=DatasetConfig(root=str(root)),
+            output_dir=str(tmp_path / "nh"),
+            world_model={**WORLD_MODEL, "success_head": False},
+            steps=1,
+            batch_size=2,
+        )  # fmt: skip
+    )
+    assert not load_world_model(no_head).config.success_head
+    with pytest.raises(ValueError, match="no success head"):
+        finetune(_config(checkpoints, tmp_path, world_model=WorldModelRef(str(no_head))))
+    one_camera = train_world_model(
+        TrainWorldModelConfig(
+            dataset=DatasetConfig(root=str(root)),
+            output_dir=str(tmp_path / "oc"),
+            world_model=dict(WORLD_MODEL),
+            cameras=("wrist",),
+            steps=1,
+            batch_size=2,
+        )  # fmt: skip
+    )
+    with pytest.raises(ValueError, match="does not predict"):
+        finetune(_config(checkpoints, tmp_path, world_model=WorldModelRef(str(one_camera))))
+    with pytest.raises(ConnectionError, match="cannot reach"):
+        finetune(
+            _config(checkpoints, tmp_path, ray=RaySettings(num_workers=2, address="127.0.0.1:1"))
+        )
+    assert not (tmp_path / "ft").exists()
