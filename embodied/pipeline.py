@@ -1,11 +1,13 @@
 """`embodied pipeline CONFIG`: every stage of the job, in order, skipping finished ones.
 
 Stages: collect expert data -> train the policy -> train the world model -> measure the
-world model -> evaluate the policy in MuJoCo. Each stage is its command's own config nested
-under its name (`--train_policy.steps=500`); the pipeline fills in the paths, all under the
-run directory:
+world model -> evaluate the policy in MuJoCo -> RL in the world model -> evaluate the
+fine-tuned policy on the same seeds -> report. Each stage is its command's own config
+nested under its name (`--train_policy.steps=500`); the pipeline fills in the paths, all
+under the run directory:
 
-    data/  policy/  world_model/  world_model_eval/  eval_pretrained/  stages/<name>.json
+    data/  policy/  world_model/  world_model_eval/  eval_pretrained/  finetune/
+    eval_finetuned/  report.md  report.json  plots/  stages/<name>.json
 
 `stages/<name>.json` records the config a stage finished with. A stage is skipped when its
 record matches and no earlier stage ran again; otherwise it runs. A stage interrupted with
@@ -17,7 +19,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
 
 from embodied.config import to_dict
@@ -25,6 +27,7 @@ from embodied.data.record import CollectConfig
 from embodied.data.source import DatasetConfig
 from embodied.eval_world_model import EvalWorldModelConfig, WorldModelRef
 from embodied.evaluate import EvalConfig, PolicyRef
+from embodied.rl.finetune import FinetuneConfig
 from embodied.train_policy import TrainPolicyConfig
 from embodied.train_world_model import TrainWorldModelConfig
 
@@ -37,7 +40,8 @@ class PipelineConfig:
     train_policy: `embodied train-policy` settings (dataset and output_dir are set for you).
     train_world_model: `embodied train-world-model` settings (same).
     eval_world_model: `embodied eval-world-model` settings (same).
-    eval: `embodied eval` settings for the pretrained policy (policy path and output set).
+    eval: `embodied eval` settings for the pretrained and the fine-tuned policy.
+    finetune: `embodied finetune` settings (policy, world model, dataset and output set).
     """
 
     output_dir: str = "runs/quickstart"
@@ -46,6 +50,7 @@ class PipelineConfig:
     train_world_model: TrainWorldModelConfig = field(default_factory=TrainWorldModelConfig)
     eval_world_model: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 @dataclass
@@ -63,6 +68,8 @@ def _stages(config: PipelineConfig) -> list[Stage]:
     from embodied.data.record import collect
     from embodied.eval_world_model import evaluate_world_model
     from embodied.evaluate import evaluate
+    from embodied.report import build_report
+    from embodied.rl.finetune import finetune
     from embodied.train_policy import train_policy
     from embodied.train_world_model import train_world_model
 
@@ -71,6 +78,7 @@ def _stages(config: PipelineConfig) -> list[Stage]:
     final = "checkpoints/{:07d}/pretrained_model"
     policy_path = out / "policy" / final.format(config.train_policy.steps)
     world_model_path = out / "world_model" / final.format(config.train_world_model.steps)
+    finetuned_path = out / "finetune" / final.format(config.finetune.iterations)
     dataset = replace(config.train_policy.dataset, root=data.root)
     return [
         Stage("collect", replace(config.collect, root=data.root), out / "data", collect),
@@ -109,11 +117,36 @@ def _stages(config: PipelineConfig) -> list[Stage]:
             out / "eval_pretrained",
             evaluate,
         ),
+        Stage(
+            "finetune",
+            replace(
+                config.finetune,
+                policy=PolicyRef(str(policy_path)),
+                world_model=WorldModelRef(str(world_model_path)),
+                dataset=dataset,
+                output_dir=str(out / "finetune"),
+            ),
+            out / "finetune",
+            finetune,
+            resumable=True,
+        ),
+        Stage(
+            "eval_finetuned",
+            replace(
+                config.eval,
+                policy=PolicyRef(str(finetuned_path)),
+                output_dir=str(out / "eval_finetuned"),
+            ),
+            out / "eval_finetuned",
+            evaluate,
+        ),
+        Stage("report", str(out), out / "report.md", build_report),
     ]
 
 
-def _as_json(config: object) -> dict:
-    return json.loads(json.dumps(to_dict(config)))  # tuples come back from JSON as lists
+def _as_json(config: object) -> object:
+    plain = to_dict(config) if is_dataclass(config) else config
+    return json.loads(json.dumps(plain))  # tuples come back from JSON as lists
 
 
 def _write(path: Path, content: dict) -> None:

@@ -6,6 +6,8 @@ from embodied.data.record import CollectConfig
 from embodied.eval_world_model import EvalWorldModelConfig
 from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings
 from embodied.pipeline import PipelineConfig, run_pipeline
+from embodied.ray_utils import RaySettings
+from embodied.rl.finetune import AlgoSettings, FinetuneConfig
 from embodied.train_policy import TrainPolicyConfig
 from embodied.train_world_model import TrainWorldModelConfig
 
@@ -26,17 +28,27 @@ def _config(tmp_path) -> PipelineConfig:
         ),
         eval_world_model=EvalWorldModelConfig(holdout_every=2, horizon=10, videos=1),
         eval=EvalConfig(env=EnvSettings(task="lift"), eval=EvalSettings(n_episodes=1, videos=0)),
+        finetune=FinetuneConfig(
+            iterations=1,
+            horizon=10,
+            algo=AlgoSettings(group_size=2, starts=1, minibatch_size=8),
+            ray=RaySettings(num_workers=0),
+        ),
     )
 
 
 def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys):
     config = _config(tmp_path)
     first = run_pipeline(config)
-    stages = ["collect", "train_policy", "train_world_model", "eval_world_model", "eval_pretrained"]
+    stages = ["collect", "train_policy", "train_world_model", "eval_world_model",
+              "eval_pretrained", "finetune", "eval_finetuned", "report"]  # fmt: skip
     assert list(first["wall_s"]) == stages
     run = tmp_path / "run"
     assert (run / "world_model_eval/world_model_eval.json").is_file()
     assert json.loads((run / "eval_pretrained/summary.json").read_text())["episodes"] == 1
+    report = json.loads((run / "report.json").read_text())
+    assert set(report["per_task"]["lift"]) == {"pretrained", "finetuned"}
+    assert set(report["wall_s"]) == set(stages[:-1]) and (run / "report.md").is_file()
     assert run_pipeline(config)["wall_s"] == {}
     assert capsys.readouterr().out.count("done earlier") == len(stages)
     config.train_world_model.steps = 3
@@ -85,4 +97,5 @@ def test_quickstart_config_runs_end_to_end(tmp_path):
     from embodied.cli import main
 
     assert main(["pipeline", "configs/quickstart.yaml", f"--output_dir={tmp_path}/qs"]) == 0
-    assert (tmp_path / "qs/eval_pretrained/summary.json").exists()
+    report = json.loads((tmp_path / "qs/report.json").read_text())
+    assert set(report["per_task"]) == {"lift", "lang_cubes"}

@@ -1,0 +1,183 @@
+"""The run report: success before and after RL, learning curves, world-model fidelity.
+
+Built only from the artifacts of a pipeline run directory (never from Python objects), so
+it can be regenerated at any time: `report.md` (with PNG plots beside it) and `report.json`
+(`per_task` -> `pretrained` / `finetuned` success with Wilson intervals, `wall_s` per stage).
+"""
+
+import json
+from pathlib import Path
+
+SUMMARY_KEYS = ("success_rate", "ci_low", "ci_high", "episodes")
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _read_rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+
+
+def build_report(run_dir: str | Path) -> dict:
+    """Write report.md, report.json and plots/ into `run_dir`; return the JSON."""
+    run = Path(run_dir)
+    before = _read_json(run / "eval_pretrained/summary.json") or {"per_task": {}}
+    after = _read_json(run / "eval_finetuned/summary.json") or {"per_task": {}}
+    per_task = {}
+    for task in sorted(set(before["per_task"]) | set(after["per_task"])):
+        per_task[task] = {
+            name: {k: source["per_task"][task][k] for k in SUMMARY_KEYS}
+            for name, source in (("pretrained", before), ("finetuned", after))
+            if task in source["per_task"]
+        }
+    wall = {
+        path.stem: json.loads(path.read_text()).get("wall_s")
+        for path in sorted((run / "stages").glob("*.json"))
+        if not path.stem.endswith(".started")
+    }
+    world_model = _read_json(run / "world_model_eval/world_model_eval.json") or {}
+    curves = _read_rows(run / "finetune/metrics.jsonl")
+    report = {
+        "per_task": per_task,
+        "wall_s": wall,
+        "total_wall_s": sum(v for v in wall.values() if v),
+        "world_model": {
+            k: world_model.get(k)
+            for k in (
+                "psnr_gain_db_h10",
+                "success_auroc",
+                "shuffled_action_penalty",
+                "psnr_h10",
+                "psnr_copy_h10",
+                "ssim_h10",
+                "ssim_copy_h10",
+                "state_error_h10",
+            )
+        },  # fmt: skip
+        "rl_curve": [
+            {k: r.get(k) for k in ("iteration", "wm_success", "mujoco_success")} for r in curves
+        ],
+    }
+    plots = _plots(run, report, world_model)
+    (run / "report.json").write_text(json.dumps(report, indent=2))
+    (run / "report.md").write_text(_markdown(run, report, plots))
+    return report
+
+
+def _plots(run: Path, report: dict, world_model: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = run / "plots"
+    out.mkdir(exist_ok=True)
+    made = []
+    curve = report["rl_curve"]
+    if curve:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        wm = [(r["iteration"], r["wm_success"]) for r in curve if r["wm_success"] is not None]
+        mj = [
+            (r["iteration"], r["mujoco_success"]) for r in curve if r["mujoco_success"] is not None
+        ]
+        if wm:
+            ax.plot(*zip(*wm, strict=True), label="imagined (world-model success)")
+        if mj:
+            ax.plot(*zip(*mj, strict=True), "o-", label="MuJoCo (true success)")
+        ax.set(
+            xlabel="RL iteration", ylabel="success rate", ylim=(0, 1), title="RL in the world model"
+        )
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "rl_curve.png", dpi=100)
+        plt.close(fig)
+        made.append("plots/rl_curve.png")
+    if world_model.get("curves"):
+        c = world_model["curves"]
+        steps = range(1, len(c["psnr"]) + 1)
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(steps, c["psnr"], label="world model")
+        ax.plot(steps, c["psnr_copy"], "--", label="copy last frame")
+        ax.set(
+            xlabel="steps ahead (open loop)",
+            ylabel="PSNR (dB)",
+            title="Imagined frames, held-out episodes",
+        )
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "world_model_psnr.png", dpi=100)
+        plt.close(fig)
+        made.append("plots/world_model_psnr.png")
+    if report["per_task"]:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        tasks = list(report["per_task"])
+        for offset, name in ((-0.2, "pretrained"), (0.2, "finetuned")):
+            xs, ys, err = [], [], [[], []]
+            for i, task in enumerate(tasks):
+                s = report["per_task"][task].get(name)
+                if s:
+                    xs.append(i + offset)
+                    ys.append(s["success_rate"])
+                    err[0].append(s["success_rate"] - s["ci_low"])
+                    err[1].append(s["ci_high"] - s["success_rate"])
+            ax.bar(xs, ys, width=0.4, yerr=err, capsize=4, label=name)
+        ax.set_xticks(range(len(tasks)), tasks)
+        ax.set(ylabel="MuJoCo success (95% CI)", ylim=(0, 1), title="Before and after RL")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "success.png", dpi=100)
+        plt.close(fig)
+        made.append("plots/success.png")
+    return made
+
+
+def _fmt(s: dict | None) -> str:
+    if not s:
+        return "—"
+    return f"{s['success_rate']:.0%} [{s['ci_low']:.0%}, {s['ci_high']:.0%}] (n={s['episodes']})"
+
+
+def _markdown(run: Path, report: dict, plots: list[str]) -> str:
+    lines = [
+        "# Run report",
+        "",
+        f"Run directory: `{run}`",
+        "",
+        "## MuJoCo success before and after RL",
+        "",
+    ]
+    lines += ["| task | pretrained | RL-fine-tuned |", "|---|---|---|"]
+    for task, s in report["per_task"].items():
+        lines.append(f"| {task} | {_fmt(s.get('pretrained'))} | {_fmt(s.get('finetuned'))} |")
+    lines += ["", "Success rate with its Wilson 95 % interval, on the same evaluation seeds.", ""]
+    wm = report["world_model"]
+    if wm.get("psnr_h10") is not None:
+        lines += ["## World model (held-out episodes)", "", "| figure | value |", "|---|---|"]
+        psnr = f"{wm['psnr_h10']:.2f} dB ({wm['psnr_copy_h10']:.2f} dB)"
+        lines.append(f"| PSNR 10 steps ahead (copy-last) | {psnr} |")
+        lines.append(f"| PSNR gain over copy-last | {wm['psnr_gain_db_h10']:.2f} dB |")
+        ssim = f"{wm['ssim_h10']:.3f} ({wm['ssim_copy_h10']:.3f})"
+        lines.append(f"| SSIM 10 steps ahead (copy-last) | {ssim} |")
+        if wm.get("success_auroc") is not None:
+            lines.append(f"| success-head AUROC | {wm['success_auroc']:.3f} |")
+        lines.append(f"| shuffled-action error ratio | {wm['shuffled_action_penalty']:.2f} |")
+        lines.append("")
+    if report["rl_curve"]:
+        last = report["rl_curve"][-1]
+        lines += [
+            "## RL in the world model",
+            "",
+            f"Iterations: {last['iteration']}; last imagined success {last['wm_success']:.0%}. "
+            "MuJoCo checks are logged next to the world model's estimate: a gap that grows "
+            "means the policy exploits the model.",
+            "",
+        ]
+    for plot in plots:
+        lines.append(f"![{Path(plot).stem}]({plot})")
+    videos = sorted(str(p.relative_to(run)) for p in run.glob("*/videos/*.mp4"))
+    if videos:
+        lines += ["", "## Videos", ""] + [f"- [{v}]({v})" for v in videos]
+    lines += ["", "## Wall time per stage (s)", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in report["wall_s"].items() if v is not None]
+    return "\n".join(lines) + "\n"
