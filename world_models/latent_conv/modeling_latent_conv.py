@@ -4,7 +4,8 @@ Why this design: on a 2-core CPU the model must train in minutes and imagine tho
 steps per second, and RL needs a success judgement on every imagined frame.
 
 - A conv encoder maps each camera's frame to a small latent grid (64x64x3 -> 8x8x16 by
-  default); a mirrored decoder maps it back. One encoder/decoder serves all cameras.
+  default); a mirrored decoder maps it back, with a mask that composites its output over
+  the previous frame, so static pixels stay sharp. One encoder/decoder serves all cameras.
 - Dynamics are residual conv blocks on the stacked latent grids of the last K frames,
   FiLM-conditioned on the (normalized) state, the action and an embedding of the
   instruction's bytes; they predict the change of every camera's latent and of the state.
@@ -34,7 +35,11 @@ def _norm(width: int) -> nn.GroupNorm:
 
 
 class FrameCodec(nn.Module):
-    """Frames (N, 3, H, W) in [0, 1] <-> latents (N, C, H / 2**stages, W / 2**stages)."""
+    """Frames (N, 3, H, W) in [0, 1] <-> latents (N, C, H / 2**stages, W / 2**stages).
+
+    The decoder also returns a per-pixel mask in [0, 1] that says where its output replaces
+    the previous frame (see `LatentConvWorldModel.decode`).
+    """
 
     def __init__(self, channels: tuple[int, ...], latent: int):
         super().__init__()
@@ -47,14 +52,16 @@ class FrameCodec(nn.Module):
         for width in reversed(channels[:-1]):
             up += [_norm(previous), nn.SiLU(), nn.ConvTranspose2d(previous, width, 4, 2, 1)]
             previous = width
-        up += [_norm(previous), nn.SiLU(), nn.ConvTranspose2d(previous, 3, 4, 2, 1)]
+        up += [_norm(previous), nn.SiLU(), nn.ConvTranspose2d(previous, 4, 4, 2, 1)]
         self.decoder = nn.Sequential(*up)
 
     def encode(self, frames: Tensor) -> Tensor:
         return self.encoder(frames * 2 - 1)
 
-    def decode(self, latent: Tensor) -> Tensor:
-        return torch.sigmoid(self.decoder(latent))
+    def decode(self, latent: Tensor) -> tuple[Tensor, Tensor]:
+        """-> frames (N, 3, H, W) and masks (N, 1, H, W)."""
+        out = torch.sigmoid(self.decoder(latent))
+        return out[:, :3], out[:, 3:]
 
 
 class TextEmbedding(nn.Module):
@@ -126,12 +133,24 @@ class LatentConvWorldModel(WorldModel):
         z = z.reshape(len(keys), -1, *z.shape[1:]).transpose(0, 1).flatten(1, 2)
         return z.reshape(*lead, *z.shape[1:])
 
-    def decode(self, z: Tensor) -> dict[str, Tensor]:
-        """Stacked latents (B, n_cams * C, h, w) -> frames (B, 3, H, W) per camera."""
-        keys = self.config.image_keys
-        per_cam = z.reshape(z.shape[0] * len(keys), -1, *z.shape[2:])
-        frames = self.codec.decode(per_cam).reshape(z.shape[0], len(keys), 3, *self.frame_hw)
-        return {k: frames[:, i] for i, k in enumerate(keys)}
+    def decode(self, z: Tensor, previous: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Stacked latents (B, n_cams * C, h, w) -> frames (B, 3, H, W) per camera.
+
+        With the `previous` frames, each new frame is composited: the decoder's pixels where
+        its mask is high, the previous frame's elsewhere. What does not move (most of a
+        fixed camera's view) then stays sharp instead of passing through the latent
+        bottleneck, and the dynamics spend their capacity on what moves.
+        """
+        keys, n = self.config.image_keys, z.shape[0]
+        per_cam = z.reshape(n * len(keys), -1, *z.shape[2:])
+        rgb, mask = self.codec.decode(per_cam)
+        rgb = rgb.reshape(n, len(keys), 3, *self.frame_hw)
+        mask = mask.reshape(n, len(keys), 1, *self.frame_hw)
+        if previous is None:
+            return {k: rgb[:, i] for i, k in enumerate(keys)}
+        return {
+            k: mask[:, i] * rgb[:, i] + (1 - mask[:, i]) * previous[k] for i, k in enumerate(keys)
+        }
 
     @property
     def frame_hw(self) -> tuple[int, int]:
@@ -169,11 +188,13 @@ class LatentConvWorldModel(WorldModel):
         recon = self.decode(z_all[:, :K].flatten(0, 1))
         recon_loss = sum(F.mse_loss(recon[k], frames[k][:, :K].flatten(0, 1)) for k in frames)
         history, s = z_all[:, :K], state[:, K - 1]
+        previous = {k: frames[k][:, K - 1] for k in frames}
         image_loss = latent_loss = state_loss = judge_loss = torch.zeros((), device=z_all.device)
         for i in range(H):
             z_next, s = self.dynamics(history, s, action[:, i], text)
             w = weight[:, i]
-            predicted = self.decode(z_next)
+            predicted = self.decode(z_next, previous)
+            previous = predicted
             for k in frames:
                 err = (predicted[k] - frames[k][:, K + i]).pow(2).mean((1, 2, 3))
                 image_loss = image_loss + (err * w).sum() / count
@@ -213,6 +234,7 @@ class LatentConvWorldModel(WorldModel):
         frames = {k: context[k] for k in self.config.image_keys}
         return {
             "history": self.encode(frames),
+            "frames": {k: v[:, -1] for k, v in frames.items()},
             "state": self.normalize(STATE, context[STATE][:, -1]),
             "text": self.text(list(context[TASK])),
         }
@@ -224,13 +246,15 @@ class LatentConvWorldModel(WorldModel):
             history, carry["state"], self.normalize(ACTION, action), text
         )
         success, done = torch.sigmoid(self.judge_logits(z_next, s_next, text)).unbind(-1)
+        images = self.decode(z_next, carry["frames"])
         carry = {
             "history": torch.cat([history[:, 1:], z_next[:, None]], dim=1),
+            "frames": images,
             "state": s_next,
             "text": text,
         }
         prediction = Prediction(
-            images=self.decode(z_next),
+            images=images,
             state=self.unnormalize(STATE, s_next),
             success=success,
             done=done,
