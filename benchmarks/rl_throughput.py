@@ -1,0 +1,106 @@
+"""RL throughput on this machine: imagined environment steps/s and policy updates per minute
+with 1 and 2 rollout workers (Ray actors), the scaling efficiency, and the share of wall
+time spent rolling out, learning and sending weights.
+
+Uses the checkpoints and data of a pipeline run (the quickstart's by default):
+Run: .venv/bin/python benchmarks/rl_throughput.py --json rl.json [--run runs/quickstart]
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_rate, parser, print_table, write_json  # noqa: E402
+
+
+def measure(run: Path, workers: int, iterations: int) -> dict:
+    import json
+
+    import ray
+
+    from embodied.data.source import DatasetConfig
+    from embodied.eval_world_model import WorldModelRef
+    from embodied.evaluate import PolicyRef
+    from embodied.ray_utils import RaySettings
+    from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
+
+    policy = sorted((run / "policy/checkpoints").glob("*/pretrained_model"))[-1]
+    world_model = sorted((run / "world_model/checkpoints").glob("*/pretrained_model"))[-1]
+    with tempfile.TemporaryDirectory() as out:
+        config = FinetuneConfig(
+            policy=PolicyRef(str(policy)),
+            world_model=WorldModelRef(str(world_model)),
+            dataset=DatasetConfig(root=str(run / "data")),
+            algo=AlgoSettings(group_size=8, starts=2),
+            output_dir=out,
+            iterations=iterations,
+            save_every=10**6,
+            ray=RaySettings(num_workers=workers),
+        )
+        try:
+            finetune(config)
+        finally:
+            ray.shutdown()
+        rows = [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    rows = rows[1:]  # the first iteration pays the actors' start-up
+    seconds = [r["time_rollout_s"] + r["time_learn_s"] + r["time_sync_s"] for r in rows]
+    return {
+        "steps_per_s": median_rate([r["imagined_steps"] / r["time_rollout_s"] for r in rows]),
+        "updates_per_min": 60.0 / median_rate(seconds),
+        "time_share": {
+            name: sum(r[f"time_{name}_s"] for r in rows) / sum(seconds)
+            for name in ("rollout", "learn", "sync")
+        },
+    }
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--run", default="runs/quickstart", help="a finished pipeline run directory")
+    p.add_argument("--iterations", type=int, default=4)
+    args = p.parse_args()
+    run = Path(args.run)
+    if not (run / "world_model/checkpoints").is_dir():
+        sys.exit(
+            f"{run} has no trained world model: run `embodied pipeline configs/quickstart.yaml`"
+        )
+    one, two = measure(run, 1, args.iterations), measure(run, 2, args.iterations)
+    efficiency = two["steps_per_s"] / (2 * one["steps_per_s"])
+    print_table(
+        ["figure", "1 worker", "2 workers"],
+        [
+            [
+                "imagined steps/s (rollout phase)",
+                f"{one['steps_per_s']:.0f}",
+                f"{two['steps_per_s']:.0f}",
+            ],
+            [
+                "policy updates per minute",
+                f"{one['updates_per_min']:.1f}",
+                f"{two['updates_per_min']:.1f}",
+            ],
+            *[
+                [f"time share: {k}", f"{one['time_share'][k]:.0%}", f"{two['time_share'][k]:.0%}"]
+                for k in ("rollout", "learn", "sync")
+            ],
+        ],
+    )
+    print(f"scaling efficiency (2 workers vs 2 x 1): {efficiency:.0%}")
+    write_json(
+        args.json,
+        {
+            "steps_per_s_1_worker": one["steps_per_s"],
+            "steps_per_s_2_workers": two["steps_per_s"],
+            "scaling_efficiency": efficiency,
+            "time_share": two["time_share"],
+            "time_share_1_worker": one["time_share"],
+            "updates_per_min_1_worker": one["updates_per_min"],
+            "updates_per_min_2_workers": two["updates_per_min"],
+            "run": str(run),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
