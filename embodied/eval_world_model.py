@@ -103,71 +103,62 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     return report
 
 
+CURVES = ("psnr", "psnr_copy", "ssim", "ssim_copy", "state_err", "mse", "mse_shuffled")
+
+
+def _imagine(model, batch: dict, actions, horizon: int) -> list:
+    """Open-loop predictions for `horizon` steps from the batch's K context frames."""
+    import torch
+
+    K = model.config.context
+    context = {k: v[:, :K] if torch.is_tensor(v) and v.dim() >= 2 else v for k, v in batch.items()}
+    with torch.no_grad():
+        carry, predictions = model.start(context), []
+        for h in range(horizon):
+            carry, prediction = model.step(carry, actions[:, h])
+            predictions.append(prediction)
+    return predictions
+
+
 def _open_loop(model, dataset, rows: np.ndarray, config: EvalWorldModelConfig) -> dict:
+    """Per-horizon sums of every curve over the windows, then their means."""
     import torch
 
     from world_models.metrics import psnr, ssim
 
     c, K, H = model.config, model.config.context, config.horizon
-    sums = {
-        name: np.zeros(H)
-        for name in ("psnr", "psnr_copy", "ssim", "ssim_copy", "state_err", "mse", "mse_shuffled")
-    }
-    scores, labels, first_scores, first_labels = [], [], [], []
-    count = 0
-    rng = np.random.default_rng(config.seed)
+    sums = {name: np.zeros(H) for name in CURVES}
+    success: list[tuple] = []  # (horizon step, scores, labels)
+    rng, count, cams = np.random.default_rng(config.seed), 0, len(c.image_keys)
     for start in range(0, len(rows), config.batch_size):
         batch = dataset.batch(rows[start : start + config.batch_size])
         n = len(batch["task"])
-        actions = batch[ACTION]
-        shuffled = actions[torch.from_numpy(_derangement(n, rng))] if n > 1 else actions
-        for key, acts in (("true", actions), ("shuffled", shuffled)):
-            with torch.no_grad():
-                context = {
-                    k: v[:, :K] if torch.is_tensor(v) and v.dim() >= 2 else v
-                    for k, v in batch.items()
-                }
-                carry = model.start(context)
-                for h in range(H):
-                    carry, pred = model.step(carry, acts[:, h])
-                    for img_key in c.image_keys:
-                        real = batch[img_key][:, K + h]
-                        err = (pred.images[img_key] - real).pow(2).flatten(1).mean(1)
-                        if key == "shuffled":
-                            sums["mse_shuffled"][h] += err.sum().item() / len(c.image_keys)
-                            continue
-                        sums["mse"][h] += err.sum().item() / len(c.image_keys)
-                        last = batch[img_key][:, K - 1]
-                        sums["psnr"][h] += psnr(pred.images[img_key], real).sum().item() / len(
-                            c.image_keys
-                        )
-                        sums["psnr_copy"][h] += psnr(last, real).sum().item() / len(c.image_keys)
-                        sums["ssim"][h] += ssim(pred.images[img_key], real).sum().item() / len(
-                            c.image_keys
-                        )
-                        sums["ssim_copy"][h] += ssim(last, real).sum().item() / len(c.image_keys)
-                    if key == "true":
-                        true_state = batch["observation.state"][:, K + h]
-                        sums["state_err"][h] += (pred.state - true_state).norm(dim=1).sum().item()
-                        if c.success_head:
-                            label = batch[SUCCESS][:, h].flatten().numpy().astype(bool)
-                            scores.append(pred.success.numpy())
-                            labels.append(label)
-                            if h == 0:
-                                first_scores.append(pred.success.numpy())
-                                first_labels.append(label)
+        shuffled = batch[ACTION][torch.from_numpy(_derangement(n, rng))] if n > 1 else batch[ACTION]
+        true = _imagine(model, batch, batch[ACTION], H)
+        other = _imagine(model, batch, shuffled, H)
+        for h in range(H):
+            for key in c.image_keys:
+                real, last = batch[key][:, K + h], batch[key][:, K - 1]
+                guess, wrong = true[h].images[key], other[h].images[key]
+                sums["mse"][h] += (guess - real).pow(2).mean((1, 2, 3)).sum().item() / cams
+                sums["mse_shuffled"][h] += (wrong - real).pow(2).mean((1, 2, 3)).sum().item() / cams
+                sums["psnr"][h] += psnr(guess, real).sum().item() / cams
+                sums["psnr_copy"][h] += psnr(last, real).sum().item() / cams
+                sums["ssim"][h] += ssim(guess, real).sum().item() / cams
+                sums["ssim_copy"][h] += ssim(last, real).sum().item() / cams
+            state_error = (true[h].state - batch["observation.state"][:, K + h]).norm(dim=1)
+            sums["state_err"][h] += state_error.sum().item()
+            if c.success_head:
+                labels = batch[SUCCESS][:, h].flatten().numpy().astype(bool)
+                success.append((h, true[h].success.numpy(), labels))
         count += n
     curves = {name: (v / count).tolist() for name, v in sums.items()}
-    curves["success"] = (
-        (
-            np.concatenate(scores),
-            np.concatenate(labels),
-            np.concatenate(first_scores),
-            np.concatenate(first_labels),
-        )
-        if scores
-        else None
-    )
+    curves["success"] = None
+    if success:
+        scores, labels = (np.concatenate([x[i] for x in success]) for i in (1, 2))
+        first = [x for x in success if x[0] == 0]
+        first_scores, first_labels = (np.concatenate([x[i] for x in first]) for i in (1, 2))
+        curves["success"] = (scores, labels, first_scores, first_labels)
     return curves
 
 

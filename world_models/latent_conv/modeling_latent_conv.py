@@ -54,6 +54,8 @@ class FrameCodec(nn.Module):
             previous = width
         up += [_norm(previous), nn.SiLU(), nn.ConvTranspose2d(previous, 4, 4, 2, 1)]
         self.decoder = nn.Sequential(*up)
+        with torch.no_grad():  # start by keeping the previous frame: the mask must earn pixels
+            self.decoder[-1].bias[3] = -4.0
 
     def encode(self, frames: Tensor) -> Tensor:
         return self.encoder(frames * 2 - 1)
