@@ -14,42 +14,18 @@ from functools import partial
 from pathlib import Path
 
 from embodied.config import ConfigError
-from embodied.data.source import DatasetConfig
-from embodied.ray_utils import RaySettings
-from embodied.training import Trainable, train
+from embodied.training import Trainable, TrainConfig, train
 
 
 @dataclass
-class TrainPolicyConfig:
-    """Attributes:
-    dataset: the LeRobot dataset (--dataset.root=DIR or --dataset.repo_id=ID).
-    output_dir: run directory: checkpoints/, metrics.jsonl, train_config.json.
+class TrainPolicyConfig(TrainConfig):
+    """Attributes (and those of embodied.training.TrainConfig: dataset, output_dir, cameras,
+    steps, batch_size, grad_clip, seed, log_every, save_every, device, ray):
     policy: policy settings: `type` (embodied_vla, act, diffusion) and that type's config
         fields (see policies/vla/configuration_vla.py), e.g. --policy.dim=256.
-    cameras: camera names to use; empty means all of the dataset's cameras.
-    steps: optimizer steps in total (a resumed run continues up to this number).
-    batch_size: samples per step.
-    grad_clip: gradient-norm clip.
-    seed: seeds the weights and the data order.
-    log_every: steps between metric lines.
-    save_every: steps between checkpoints (one is always written at the end).
-    device: torch device.
-    ray: --ray.num_workers=N trains data-parallel on N Ray Train workers (DDP);
-        --ray.address=HOST:PORT uses an existing cluster (its workers must see output_dir).
     """
 
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    output_dir: str = ""
     policy: dict = field(default_factory=dict)
-    cameras: tuple[str, ...] = ()
-    steps: int = 2000
-    batch_size: int = 64
-    grad_clip: float = 1.0
-    seed: int = 0
-    log_every: int = 50
-    save_every: int = 500
-    device: str = "cpu"
-    ray: RaySettings = field(default_factory=RaySettings)
 
 
 def train_policy(config: TrainPolicyConfig) -> Path:

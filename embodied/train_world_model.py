@@ -16,39 +16,24 @@ from typing import Any
 import numpy as np
 
 from embodied.config import ConfigError
-from embodied.data.source import DatasetConfig
-from embodied.ray_utils import RaySettings
-from embodied.training import Trainable, train
+from embodied.training import Trainable, TrainConfig, train
 from embodied.types import ACTION, DONE, IMAGE_PREFIX, STATE, SUCCESS
 
 
 @dataclass
-class TrainWorldModelConfig:
-    """Attributes:
-    dataset: the LeRobot dataset (--dataset.root=DIR or --dataset.repo_id=ID); with
-        recorded failures, so the success head sees negatives.
-    output_dir: run directory: checkpoints/, metrics.jsonl, train_config.json.
+class TrainWorldModelConfig(TrainConfig):
+    """Attributes (and those of embodied.training.TrainConfig: dataset, output_dir, cameras,
+    steps, batch_size, grad_clip, seed, log_every, save_every, device, ray); the dataset
+    should hold recorded failures, so the success head sees negatives:
     world_model: `type` (latent_conv) and that family's settings, e.g.
         --world_model.dynamics_width=64 (see world_models/<family>/configuration_*.py).
-    cameras: camera names to model; empty means all of the dataset's cameras.
     holdout_every: every n-th episode (index % n == n - 1) is held out; 0 trains on all.
-    steps, batch_size, grad_clip, seed, log_every, save_every, device: as train-policy.
-    ray: --ray.num_workers=N trains data-parallel on N Ray Train workers (DDP).
     """
 
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    output_dir: str = ""
     world_model: dict = field(default_factory=dict)
-    cameras: tuple[str, ...] = ()
     holdout_every: int = 5
     steps: int = 3000
     batch_size: int = 16
-    grad_clip: float = 1.0
-    seed: int = 0
-    log_every: int = 50
-    save_every: int = 500
-    device: str = "cpu"
-    ray: RaySettings = field(default_factory=RaySettings)
 
 
 def train_world_model(config: TrainWorldModelConfig) -> Path:

@@ -18,31 +18,50 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from embodied.config import ConfigError, to_dict
+from embodied.data.source import DatasetConfig
 from embodied.ray_utils import RaySettings
 
 MODEL_DIR = "pretrained_model"
 STATE_DIR = "training_state"
 
 
-class LoopConfig(Protocol):
-    """The fields the loop reads from a trainer's config."""
+@dataclass
+class TrainConfig:
+    """Settings every trainer shares (train-policy, train-world-model extend it).
 
-    output_dir: str
-    steps: int
-    batch_size: int
-    grad_clip: float
-    seed: int
-    log_every: int
-    save_every: int
-    device: str
-    ray: RaySettings
+    Attributes:
+    dataset: the LeRobot dataset (--dataset.root=DIR or --dataset.repo_id=ID).
+    output_dir: run directory: checkpoints/, metrics.jsonl, train_config.json.
+    cameras: camera names to use; empty means all of the dataset's cameras.
+    steps: optimizer steps in total (a resumed run continues up to this number).
+    batch_size: samples per step.
+    grad_clip: gradient-norm clip.
+    seed: seeds the weights and the data order.
+    log_every: steps between metric lines.
+    save_every: steps between checkpoints (one is always written at the end).
+    device: torch device.
+    ray: --ray.num_workers=N trains data-parallel on N Ray Train workers (DDP);
+        --ray.address=HOST:PORT uses an existing cluster (its workers must see output_dir).
+    """
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    output_dir: str = ""
+    cameras: tuple[str, ...] = ()
+    steps: int = 2000
+    batch_size: int = 64
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 50
+    save_every: int = 500
+    device: str = "cpu"
+    ray: RaySettings = field(default_factory=RaySettings)
 
 
 @dataclass
@@ -84,7 +103,7 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     return output_dir / "checkpoints" / json.loads(pointer.read_text())["dir"]
 
 
-def train(config: LoopConfig, build: Build, name: str) -> Path:
+def train(config: TrainConfig, build: Build, name: str) -> Path:
     """Train (or resume) and return the model folder of the final checkpoint.
 
     `build` must be picklable (a module-level function or a `functools.partial` of one) when
@@ -112,7 +131,7 @@ def train(config: LoopConfig, build: Build, name: str) -> Path:
     return last_checkpoint(out) / MODEL_DIR
 
 
-def _loop(config: LoopConfig, build: Build, name: str, distributed: bool = False) -> Path:
+def _loop(config: TrainConfig, build: Build, name: str, distributed: bool = False) -> Path:
     import torch
     from tqdm import tqdm
 
