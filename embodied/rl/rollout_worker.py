@@ -40,7 +40,6 @@ class WorkerSpec:
 
 class RolloutWorker:
     def __init__(self, spec: WorkerSpec):
-        import torch
 
         from embodied.data.dataset import CachedDataset
         from embodied.policy_io import load_policy
@@ -48,7 +47,6 @@ class RolloutWorker:
         from world_models.env import WorldModelEnv
         from world_models.registry import load_world_model
 
-        torch.set_num_threads(1)  # several workers share the machine's cores
         self.spec = spec
         self.policy, self.pre, self.post = load_policy(spec.policy_path, policy_type="embodied_vla")
         self.policy.eval()
