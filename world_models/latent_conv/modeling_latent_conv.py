@@ -54,16 +54,22 @@ class FrameCodec(nn.Module):
             previous = width
         up += [_norm(previous), nn.SiLU(), nn.ConvTranspose2d(previous, 4, 4, 2, 1)]
         self.decoder = nn.Sequential(*up)
-        with torch.no_grad():  # start by keeping the previous frame: the mask must earn pixels
-            self.decoder[-1].bias[3] = -4.0
+        with torch.no_grad():  # start near "keep the previous frame": the mask earns pixels
+            self.decoder[-1].bias[3] = -2.0
 
     def encode(self, frames: Tensor) -> Tensor:
         return self.encoder(frames * 2 - 1)
 
     def decode(self, latent: Tensor) -> tuple[Tensor, Tensor]:
-        """-> frames (N, 3, H, W) and masks (N, 1, H, W)."""
-        out = torch.sigmoid(self.decoder(latent))
-        return out[:, :3], out[:, 3:]
+        """-> frames (N, 3, H, W) and masks (N, 1, H, W).
+
+        The mask is a stretched sigmoid clipped to [0, 1], so it reaches exactly 0: a pixel
+        the model leaves alone is copied unchanged step after step, instead of taking in a
+        little blur at every step of a long imagined rollout.
+        """
+        out = self.decoder(latent)
+        mask = (1.2 * torch.sigmoid(out[:, 3:]) - 0.1).clamp(0.0, 1.0)
+        return torch.sigmoid(out[:, :3]), mask
 
 
 class TextEmbedding(nn.Module):
