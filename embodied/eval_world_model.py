@@ -73,10 +73,8 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     meta = open_metadata(config.dataset)
     require_features(meta, [ACTION, *c.image_keys], action_dim=c.action_dim,
                      where="this world model")  # fmt: skip
-    c.train_horizon = config.horizon  # windows of the evaluation horizon
-    dataset = CachedDataset(
-        meta, window_deltas(c, meta.fps), cache_dir=config.dataset.cache_dir or None
-    )
+    deltas = window_deltas(c, meta.fps, horizon=config.horizon)
+    dataset = CachedDataset(meta, deltas, cache_dir=config.dataset.cache_dir or None)
     episode = np.asarray(dataset.arrays["episode_index"])
     frame = np.asarray(dataset.arrays["frame_index"])
     held = holdout_mask(episode, config.holdout_every)

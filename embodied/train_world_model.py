@@ -79,9 +79,10 @@ def world_model_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] =
     return config
 
 
-def window_deltas(config: Any, fps: float) -> dict[str, list[float]]:
-    """Offsets of a training window: K context frames and H future frames, H actions/labels."""
-    K, H = config.context, config.train_horizon
+def window_deltas(config: Any, fps: float, horizon: int | None = None) -> dict[str, list[float]]:
+    """Offsets of a window: K context frames and H future frames, H actions/labels; H is the
+    model's training horizon unless `horizon` is given (evaluation windows)."""
+    K, H = config.context, horizon or config.train_horizon
     frames = [(i - K + 1) / fps for i in range(K + H)]
     steps = [i / fps for i in range(H)]
     deltas = {**{k: frames for k in [*config.image_keys, STATE]}, ACTION: steps}

@@ -27,6 +27,9 @@ def camera_of(key: str) -> str:
     return key[len(IMAGE_PREFIX) :]
 
 
+BYTE_VOCAB = 257  # the token ids byte_tokens produces: bytes 0..255 shifted by one, 0 = padding
+
+
 def byte_tokens(texts: list[str], max_len: int):
     """Instructions as UTF-8 byte tokens, a vocabulary-free text encoding shared by models:
     (tokens int64 (B, L): byte + 1, 0 is padding; pad bool (B, L)). Lower-cased, stripped and

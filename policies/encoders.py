@@ -17,9 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embodied.types import byte_tokens
-
-BYTE_VOCAB = 257  # bytes 0..255 shifted by one, and padding (see embodied.types.byte_tokens)
+from embodied.types import BYTE_VOCAB, byte_tokens
 
 
 class ConvVision(nn.Module):

@@ -25,7 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embodied.types import ACTION, DONE, PAD_SUFFIX, STATE, SUCCESS, TASK, byte_tokens
+from embodied.types import (
+    ACTION,
+    BYTE_VOCAB,
+    DONE,
+    PAD_SUFFIX,
+    STATE,
+    SUCCESS,
+    TASK,
+    byte_tokens,
+)
 from world_models.base import Prediction, WorldModel
 from world_models.latent_conv.configuration_latent_conv import LatentConvConfig
 
@@ -78,7 +87,7 @@ class TextEmbedding(nn.Module):
     def __init__(self, dim: int, max_len: int):
         super().__init__()
         self.max_len = max_len
-        self.embed = nn.Embedding(257, dim)
+        self.embed = nn.Embedding(BYTE_VOCAB, dim)
         self.conv = nn.Conv1d(dim, dim, 5, padding=2)
 
     def forward(self, texts: list[str]) -> Tensor:
