@@ -153,7 +153,7 @@ def finetune(config: FinetuneConfig) -> Path:
     n = config.n_action_steps or policy.config.n_action_steps
     if not 1 <= n <= policy.config.chunk_size:
         raise ConfigError(f"--n_action_steps={n}: the policy predicts {policy.config.chunk_size}")
-    learner = Learner(config, policy, pre, post)
+    learner = Learner(config, policy, pre, post, n)
     workers = Workers(config, n)
     try:
         return learner.run(workers)
@@ -213,10 +213,11 @@ class Workers:
 class Learner:
     """The policy (and PPO's value head) being trained, its optimizer, checkpoints and logs."""
 
-    def __init__(self, config: FinetuneConfig, policy, pre, post):
+    def __init__(self, config: FinetuneConfig, policy, pre, post, n_action_steps: int):
         import torch
 
         self.config, self.policy, self.pre, self.post = config, policy, pre, post
+        self.n_action_steps = n_action_steps
         self.out = Path(config.output_dir)
         torch.manual_seed(config.seed)
         self.value_head = torch.nn.Linear(policy.config.dim, 1)
@@ -365,14 +366,14 @@ class Learner:
         import torch
 
         from embodied.rl.losses import clipped_surrogate, gaussian_kl
+        from embodied.rl.rollout_worker import executed_steps
 
         algo = self.config.algo
         data = self._decisions(batches)
         adv, keep, value_targets = self._advantages(data)
         n = len(adv)
         chunk = self.policy.config.chunk_size
-        mask = torch.zeros(chunk, dtype=torch.bool)
-        mask[: self.config.n_action_steps or self.policy.config.n_action_steps] = True
+        mask = executed_steps(chunk, self.n_action_steps)
         actions = torch.from_numpy(data["actions"])
         old_log_prob = torch.from_numpy(data["log_prob"])
         rng = np.random.default_rng([self.config.seed, iteration])
@@ -446,7 +447,7 @@ class Learner:
                 eval=EvalSettings(
                     n_episodes=self.config.eval_episodes,
                     videos=0,
-                    n_action_steps=self.config.n_action_steps,
+                    n_action_steps=self.n_action_steps,
                 ),
                 output_dir=str(folder),
             )

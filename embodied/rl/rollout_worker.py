@@ -12,6 +12,16 @@ from typing import Any
 import numpy as np
 
 
+def executed_steps(chunk_size: int, n_action_steps: int):
+    """(chunk_size,) bool: True for the first `n_action_steps` actions of a chunk, the ones
+    executed, whose log-probability a decision's probability is made of."""
+    import torch
+
+    mask = torch.zeros(chunk_size, dtype=torch.bool)
+    mask[:n_action_steps] = True
+    return mask
+
+
 @dataclass
 class WorkerSpec:
     """What a worker needs to build itself (plain data, so it travels to Ray actors).
@@ -84,8 +94,7 @@ class RolloutWorker:
         obs, _ = self.env.reset(seed=seed, options={"starts": np.repeat(chosen, spec.group_size)})
         generator = torch.Generator().manual_seed(seed)
         n = spec.n_action_steps
-        mask = torch.zeros(self.policy.config.chunk_size, dtype=torch.bool)
-        mask[:n] = True
+        mask = executed_steps(self.policy.config.chunk_size, n)
         steps: list[dict] = []
         ended = np.zeros(self.env.num_envs, dtype=bool)
         while not ended.all():
