@@ -119,6 +119,33 @@ def test_finetune_changes_the_policy_and_resumes_exactly(checkpoints, tmp_path, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(checkpoints, tmp_path):
+    from embodied.data.record import EPISODES_SIDECAR
+    from embodied.rl.refresh import RefreshSettings
+
+    refresh = RefreshSettings(every=1, task="lift", episodes=1, steps=2, batch_size=4)
+    whole = finetune(_config(checkpoints, tmp_path, iterations=3, refresh=refresh))
+    out = tmp_path / "ft"
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["refresh_episodes"] == 1 and "refresh_wm_loss" in r for r in rows)
+    episodes = (out / "refresh/00002" / EPISODES_SIDECAR).read_text().splitlines()
+    assert json.loads(episodes[0])["task"] == "lift"
+    state = json.loads((out / "checkpoints/0000003/training_state/world_model.json").read_text())
+    assert state["path"] == str(out / "world_models/00003")
+    refreshed = _weights(out / "world_models/00003")
+    original = _weights(checkpoints[1])
+    assert any(not torch.equal(original[k], refreshed[k]) for k in original)
+
+    split = _config(checkpoints, tmp_path / "split", iterations=2, refresh=refresh)
+    finetune(split)
+    (tmp_path / "split/ft/world_models/00009").mkdir()  # as if left by a later, lost run
+    split.iterations = 3
+    resumed = finetune(split)
+    assert not (tmp_path / "split/ft/world_models/00009").exists()
+    a, b = _weights(whole), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.ray
 def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path):
     import ray
@@ -129,11 +156,11 @@ def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path):
     real_sample = module.Workers.sample
     killed = []
 
-    def sample_and_kill_once(self, weights, seeds):
+    def sample_and_kill_once(self, weights, seeds, world_model_path):
         if not killed:
             killed.append(True)
             ray.kill(self.actors[0], no_restart=False)  # the actor dies; Ray restarts it
-        return real_sample(self, weights, seeds)
+        return real_sample(self, weights, seeds, world_model_path)
 
     module.Workers.sample = sample_and_kill_once
     try:

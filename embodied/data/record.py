@@ -8,6 +8,7 @@ run never leaves a folder that looks like a finished dataset.
 
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,66 +94,97 @@ def _check(config: CollectConfig) -> list:
 def collect(config: CollectConfig) -> Path:
     """Record the dataset and return its root."""
     specs = _check(config)
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
     from envs.experts import EXPERTS, ExpertConfig, expert_frames
     from envs.robosuite_env import make_env
 
-    root = Path(config.root)
+    def episodes():
+        for k, spec in enumerate(specs):
+            env = make_env(spec.name, cameras=config.cameras, image_size=config.image_size)
+            rng = np.random.default_rng([config.seed, k])
+            for i in range(config.episodes):
+                seed = config.seed + 100_000 * k + i
+                instruction = spec.instructions[i % len(spec.instructions)]
+                expert_config = ExpertConfig(
+                    noise_std=config.noise_std,
+                    perturb_prob=config.perturb_prob,
+                    fail=bool(rng.random() < config.failure_rate),
+                )
+                row = {"task": spec.name, "instruction": instruction, "seed": seed,
+                       "sabotaged": expert_config.fail}  # fmt: skip
+                yield (
+                    row,
+                    expert_frames(
+                        env,
+                        EXPERTS[spec.name],
+                        seed,
+                        instruction,
+                        expert_config,
+                        config.success_hold,
+                    ),
+                )
+            env.close()
+
+    return write_dataset(
+        Path(config.root),
+        episodes(),
+        total=len(specs) * config.episodes,
+        repo_id=config.repo_id,
+        cameras=config.cameras,
+        image_size=config.image_size,
+        vcodec=config.vcodec,
+    )
+
+
+def write_dataset(
+    root: Path,
+    episodes: Iterable[tuple[dict, Iterable]],
+    total: int,
+    repo_id: str,
+    cameras: tuple[str, ...],
+    image_size: int,
+    vcodec: str = "libsvtav1",
+) -> Path:
+    """Write `(row, frames)` episodes (frames: `envs.experts.Frame`s, from an expert or a
+    policy) as a LeRobot dataset at `root`, each row (plus index, success, length and start
+    state) into the episodes sidecar. Built in `<root>.partial` and renamed when complete."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
     partial = root.with_name(root.name + ".partial")
     if partial.exists():
-        print(f"removing {partial}, left by an interrupted collect")
+        print(f"removing {partial}, left by an interrupted recording")
         shutil.rmtree(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
     dataset = LeRobotDataset.create(
-        config.repo_id,
+        repo_id,
         fps=FPS,
-        features=dataset_features(config.cameras, config.image_size),
+        features=dataset_features(cameras, image_size),
         root=partial,
         robot_type="panda",
         use_videos=True,
-        vcodec=config.vcodec,
+        vcodec=vcodec,
     )
-    (partial / INCOMPLETE_MARKER).write_text("collect was interrupted; this is not a dataset\n")
+    (partial / INCOMPLETE_MARKER).write_text("recording was interrupted; this is not a dataset\n")
     sidecar = []
-    total = len(specs) * config.episodes
     bar = tqdm(total=total, desc="recording episodes", unit="ep")
     successes = 0
-    for k, spec in enumerate(specs):
-        env = make_env(spec.name, cameras=config.cameras, image_size=config.image_size)
-        rng = np.random.default_rng([config.seed, k])
-        for i in range(config.episodes):
-            seed = config.seed + 100_000 * k + i
-            instruction = spec.instructions[i % len(spec.instructions)]
-            expert_config = ExpertConfig(
-                noise_std=config.noise_std,
-                perturb_prob=config.perturb_prob,
-                fail=bool(rng.random() < config.failure_rate),
-            )
-            frames = expert_frames(
-                env, EXPERTS[spec.name], seed, instruction, expert_config, config.success_hold
-            )
-            for t, frame in enumerate(frames):
-                if t == 0:
-                    start_state = frame.start_state
-                dataset.add_frame(_lerobot_frame(frame))
-            dataset.save_episode()
-            successes += frame.success
-            sidecar.append(
-                {
-                    "episode_index": len(sidecar),
-                    "task": spec.name,
-                    "instruction": instruction,
-                    "seed": seed,
-                    "sabotaged": expert_config.fail,
-                    "success": bool(frame.success),
-                    "length": t + 1,
-                    "start_state": start_state["mujoco_state"].tolist(),
-                }
-            )
-            bar.update(1)
-            bar.set_postfix(success=f"{successes / len(sidecar):.0%}")
-        env.close()
+    for row, frames in episodes:
+        for t, frame in enumerate(frames):
+            if t == 0:
+                start_state = frame.start_state
+            dataset.add_frame(_lerobot_frame(frame))
+        dataset.save_episode()
+        successes += frame.success
+        sidecar.append(
+            {
+                "episode_index": len(sidecar),
+                **row,
+                "success": bool(frame.success),
+                "length": t + 1,
+                "start_state": start_state["mujoco_state"].tolist(),
+            }
+        )
+        bar.update(1)
+        bar.set_postfix(success=f"{successes / len(sidecar):.0%}")
     bar.close()
     dataset.finalize()
     with open(partial / EPISODES_SIDECAR, "w") as f:

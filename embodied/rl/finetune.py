@@ -6,7 +6,9 @@ copy); each imagines `starts x group_size` episodes from real start frames; the 
 computes advantages (GRPO: group-relative success; PPO: GAE with a value head on the
 policy's features) and updates the policy for a few epochs. Every `eval_every` iterations
 the policy also runs in MuJoCo, and its true success is logged next to the world model's
-estimate, so reward hacking shows as the two drifting apart.
+estimate, so reward hacking shows as the two drifting apart. With `--refresh.every=K` the
+world model is fine-tuned every K iterations on the policy's own MuJoCo episodes
+(`embodied.rl.refresh`), so what the policy exploits gets corrected.
 
 Why Ray core and not RLlib: RLlib 2.60 has no GRPO, and its episodes hold one action per
 step while our policy acts in chunks whose log-probability is one quantity; expressing both
@@ -29,10 +31,12 @@ from typing import Any
 import numpy as np
 
 from embodied.config import ConfigError, to_dict
+from embodied.data.record import EPISODES_SIDECAR
 from embodied.data.source import DatasetConfig
 from embodied.eval_world_model import WorldModelRef
 from embodied.evaluate import PolicyRef
 from embodied.ray_utils import RaySettings
+from embodied.rl.refresh import REFRESH_DIR, WORLD_MODELS_DIR, RefreshSettings
 
 
 @dataclass
@@ -87,6 +91,7 @@ class FinetuneConfig:
     eval_every: iterations between MuJoCo checks (and one at the end).
     eval_episodes: episodes per task in each check.
     save_every: iterations between checkpoints (one is always written at the end).
+    refresh: world-model refresh on the policy's MuJoCo episodes (off by default).
     seed: seeds start states, sampling and minibatch order.
     ray: --ray.num_workers=N rollout actors (0: roll out in this process);
         --ray.address=HOST:PORT uses an existing cluster.
@@ -105,6 +110,7 @@ class FinetuneConfig:
     eval_every: int = 10
     eval_episodes: int = 6
     save_every: int = 5
+    refresh: RefreshSettings = field(default_factory=RefreshSettings)
     seed: int = 0
     ray: RaySettings = field(default_factory=lambda: RaySettings(num_workers=2))
 
@@ -146,6 +152,12 @@ def finetune(config: FinetuneConfig) -> Path:
         raise ConfigError("finetune needs --output_dir=DIR")
     if config.algo.type not in ("grpo", "ppo"):
         raise ConfigError(f"--algo.type must be grpo or ppo, not {config.algo.type!r}")
+    if config.refresh.every > 0:
+        from envs.tasks import parse_tasks
+
+        if not (config.refresh.task or config.eval_task):
+            raise ConfigError("--refresh.every needs MuJoCo tasks: --refresh.task or --eval_task")
+        parse_tasks(config.refresh.task or config.eval_task)
     policy, pre, post = load_policy(config.policy.path, policy_type="embodied_vla")
     world_model = load_world_model(config.world_model.path)
     check_compatible(policy.config, world_model.config)
@@ -194,13 +206,22 @@ class Workers:
         )
         self.actors = [actor.remote(self.spec) for _ in range(self.count)]
 
-    def sample(self, weights: dict[str, np.ndarray], seeds: list[int]) -> list[dict]:
+    def sample(
+        self, weights: dict[str, np.ndarray], seeds: list[int], world_model_path: str
+    ) -> list[dict]:
+        """One batch per worker. The world model goes by path with every call, so an actor
+        restarted from its spec still imagines with the refreshed model."""
         if self.local is not None:
-            return [self.local.sample(weights, s) for s in seeds]
+            return [self.local.sample(weights, s, world_model_path) for s in seeds]
         import ray
 
         ref = ray.put(weights)
-        return ray.get([a.sample.remote(ref, s) for a, s in zip(self.actors, seeds, strict=True)])
+        return ray.get(
+            [
+                a.sample.remote(ref, s, world_model_path)
+                for a, s in zip(self.actors, seeds, strict=True)
+            ]
+        )
 
     def close(self) -> None:
         if self.local is None:
@@ -229,6 +250,7 @@ class Learner:
 
             self.reference = copy.deepcopy(policy).eval().requires_grad_(False)
         self.image_keys = sorted(policy.config.image_features)
+        self.world_model_path = str(config.world_model.path)
 
     # --- the loop -------------------------------------------------------------------
     def run(self, workers: Workers) -> Path:
@@ -250,6 +272,8 @@ class Learner:
                     done % config.eval_every == 0 or done == config.iterations
                 ):
                     row.update(self._mujoco_check(done))
+                if config.refresh.every > 0 and done % config.refresh.every == 0:
+                    row.update(self._refresh(done))
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
                 print(_progress_line(row, config.iterations))
@@ -270,7 +294,7 @@ class Learner:
             for w in range(workers.count)
         ]
         tick = time.perf_counter()
-        batches = workers.sample(weights, seeds)
+        batches = workers.sample(weights, seeds, self.world_model_path)
         rollout = time.perf_counter() - tick
         tick = time.perf_counter()
         stats = self._update(batches, iteration)
@@ -454,12 +478,50 @@ class Learner:
         )
         return {"mujoco_success": summary["success_rate"], "mujoco_episodes": summary["episodes"]}
 
+    def _refresh(self, iteration: int) -> dict:
+        """Record the policy's MuJoCo episodes and fine-tune the world model on them (and on
+        every earlier refresh's); the workers imagine with the result from now on."""
+        from embodied.rl.refresh import record_policy_episodes, refresh_world_model
+        from world_models.registry import load_world_model
+
+        config, settings = self.config, self.config.refresh
+        tick = time.perf_counter()
+        wm_config = load_world_model(self.world_model_path).config
+        root = record_policy_episodes(
+            self.out / REFRESH_DIR / f"{iteration:05d}",
+            self.policy,
+            self.pre,
+            self.post,
+            settings.task or config.eval_task,
+            settings.episodes,
+            seed=int(np.random.SeedSequence([config.seed, iteration, 7]).generate_state(1)[0]),
+            n_action_steps=self.n_action_steps,
+            temperature=config.algo.temperature,
+            image_keys=list(wm_config.image_keys),
+            image_size=wm_config.image_size,
+        )
+        rows = [json.loads(x) for x in (root / EPISODES_SIDECAR).read_text().splitlines()]
+        path, loss = refresh_world_model(
+            self.world_model_path,
+            config.dataset,
+            _refresh_datasets(self.out, iteration),
+            settings,
+            seed=config.seed + iteration,
+            out=self.out / WORLD_MODELS_DIR / f"{iteration:05d}",
+        )
+        self.world_model_path = str(path)
+        return {
+            "refresh_success": float(np.mean([r["success"] for r in rows])),
+            "refresh_episodes": len(rows),
+            "refresh_wm_loss": loss,
+            "time_refresh_s": time.perf_counter() - tick,
+        }
+
     def _save_policy(self, folder: Path) -> None:
         for part in (self.policy, self.pre, self.post):
             part.save_pretrained(folder)
 
     def _save(self, iteration: int) -> Path:
-        from safetensors.torch import save_file
 
         from embodied.training import Trainable, save_checkpoint
 
@@ -468,10 +530,14 @@ class Learner:
             self.out,
             iteration,
             job,
-            extra=lambda state: save_file(
-                self.value_head.state_dict(), state / "value_head.safetensors"
-            ),
+            extra=self._save_state,
         )
+
+    def _save_state(self, state: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file(self.value_head.state_dict(), state / "value_head.safetensors")
+        (state / WORLD_MODEL_STATE).write_text(json.dumps({"path": self.world_model_path}))
 
     def _load(self, checkpoint: Path) -> int:
         from safetensors.torch import load_file
@@ -487,12 +553,41 @@ class Learner:
         load_training_state(
             Trainable(self.policy, self.optimizer, None, 0, None, None), checkpoint / STATE_DIR
         )
-        return json.loads((checkpoint / STATE_DIR / "step.json").read_text())["step"]
+        self.world_model_path = json.loads(
+            (checkpoint / STATE_DIR / WORLD_MODEL_STATE).read_text()
+        )["path"]
+        step = json.loads((checkpoint / STATE_DIR / "step.json").read_text())["step"]
+        _remove_later_refreshes(self.out, step)
+        return step
+
+
+WORLD_MODEL_STATE = "world_model.json"  # in training_state: the world model imagined with
+
+
+def _refresh_datasets(out: Path, up_to: int) -> list[Path]:
+    """The finished refresh datasets of iterations <= up_to, oldest first."""
+    folder = out / REFRESH_DIR
+    return sorted(
+        p for p in folder.glob("[0-9]" * 5) if p.is_dir() and int(p.name) <= up_to
+    ) if folder.is_dir() else []  # fmt: skip
+
+
+def _remove_later_refreshes(out: Path, step: int) -> None:
+    """A resumed run redoes what came after its checkpoint: refresh episodes and world
+    models of later iterations are removed, so they are not trained on twice."""
+    import shutil
+
+    for name in (REFRESH_DIR, WORLD_MODELS_DIR):
+        for path in (out / name).glob("[0-9]" * 5 + "*"):
+            if int(path.name[:5]) > step:
+                shutil.rmtree(path)
 
 
 def _progress_line(row: dict, total: int) -> str:
     text = f"finetune {row['iteration']}/{total}: imagined success {row['wm_success']:.0%}"
     if "mujoco_success" in row:
         text += f", MuJoCo success {row['mujoco_success']:.0%}"
+    if "refresh_success" in row:
+        text += f", refresh episodes' success {row['refresh_success']:.0%}"
     text += f", kept {row.get('kept_fraction', 0):.0%}"
     return text + f", rollout {row['time_rollout_s']:.1f}s, learn {row['time_learn_s']:.1f}s"

@@ -61,6 +61,7 @@ class RolloutWorker:
         self.policy, self.pre, self.post = load_policy(spec.policy_path, policy_type="embodied_vla")
         self.policy.eval()
         model = load_world_model(spec.world_model_path)
+        self.world_model_path = str(spec.world_model_path)
         bank = start_bank(
             CachedDataset.open(spec.dataset), model.config.context, list(model.config.image_keys)
         )
@@ -78,8 +79,19 @@ class RolloutWorker:
 
         self.policy.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
 
-    def sample(self, weights: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-        """Imagine one batch of episodes with these weights. Returns per decision t and
+    def use_world_model(self, path: str) -> None:
+        """Imagine with the world model at `path` from now on (after a refresh)."""
+        from world_models.registry import load_world_model
+
+        if str(path) != self.world_model_path:
+            self.env.model = load_world_model(path).eval()
+            self.world_model_path = str(path)
+
+    def sample(
+        self, weights: dict[str, np.ndarray], seed: int, world_model_path: str = ""
+    ) -> dict[str, np.ndarray]:
+        """Imagine one batch of episodes with these weights (and the world model at
+        `world_model_path`, the spec's if empty). Returns per decision t and
         episode b: `obs/<key>` (T, B, ...), `actions` (T, B, H, A) normalized chunks,
         `log_prob` (T, B), `reward` (T, B), `alive` (T, B), and per episode `start` (B,),
         `group` (B,), `success` (B,), `steps` (B,)."""
@@ -89,6 +101,7 @@ class RolloutWorker:
 
         spec = self.spec
         self.set_weights(weights)
+        self.use_world_model(world_model_path or spec.world_model_path)
         rng = np.random.default_rng(seed)
         chosen = rng.integers(len(self.env.starts), size=spec.starts)
         obs, _ = self.env.reset(seed=seed, options={"starts": np.repeat(chosen, spec.group_size)})

@@ -2,7 +2,7 @@
 
 from envs.experts.base import ExpertConfig, ScriptedExpert
 from envs.experts.door import DoorExpert
-from envs.experts.episode import Frame, expert_frames
+from envs.experts.episode import Frame, episode_frames, expert_frames
 from envs.experts.manipulation import (
     CubesExpert,
     LiftExpert,
@@ -19,4 +19,4 @@ EXPERTS: dict[str, type[ScriptedExpert]] = {
 }
 
 
-__all__ = ["EXPERTS", "ExpertConfig", "Frame", "ScriptedExpert", "expert_frames"]
+__all__ = ["EXPERTS", "ExpertConfig", "Frame", "ScriptedExpert", "episode_frames", "expert_frames"]

@@ -1,6 +1,6 @@
 """One expert episode as a stream of LeRobot-style frames."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,14 +29,25 @@ def expert_frames(
     config: ExpertConfig = ExpertConfig(),
     success_hold: int = 10,
 ) -> Iterator[Frame]:
-    """Reset `env` with `seed` and let the expert act until it has held success for
-    `success_hold` steps (so the data shows the finished state) or the horizon is reached."""
+    """Reset `env` with `seed` and let the expert act (see `episode_frames`)."""
     obs, _ = env.reset(seed=seed, options={"task": instruction} if instruction else None)
     expert = expert_cls(env, config, np.random.default_rng(seed))
+    yield from episode_frames(env, obs, lambda _: expert.act(), success_hold)
+
+
+def episode_frames(
+    env: RobosuiteEnv,
+    obs: dict,
+    act: Callable[[dict], np.ndarray],
+    success_hold: int = 10,
+) -> Iterator[Frame]:
+    """From a freshly reset `env` and its observation, act until success has been held for
+    `success_hold` steps (so the data shows the finished state) or the horizon is reached.
+    Experts and policies (RL's world-model refresh) record through this one loop."""
     held = 0
     start_state = env.get_state()
     while True:
-        action = expert.act()
+        action = act(obs)
         next_obs, reward, _, truncated, info = env.step(action)
         held = held + 1 if info["is_success"] else 0
         done = held > success_hold or truncated

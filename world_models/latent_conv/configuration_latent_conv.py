@@ -17,6 +17,8 @@ class LatentConvConfig(WorldModelConfig):
     max_text_len: instruction bytes kept.
     latent_loss: weight of the latent-consistency loss (predicted vs encoded next latent).
     success_loss: weight of the success and done classification losses.
+    mask_loss: weight of the mean compositing mask (an L1 penalty): without it the mask stays
+        a little open where nothing moves, and a static view is blurred instead of copied.
     """
 
     type = "latent_conv"
@@ -28,3 +30,4 @@ class LatentConvConfig(WorldModelConfig):
     max_text_len: int = 48
     latent_loss: float = 1.0
     success_loss: float = 0.1
+    mask_loss: float = 0.002

@@ -150,13 +150,17 @@ class LatentConvWorldModel(WorldModel):
         z = z.reshape(len(keys), -1, *z.shape[1:]).transpose(0, 1).flatten(1, 2)
         return z.reshape(*lead, *z.shape[1:])
 
-    def decode(self, z: Tensor, previous: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """Stacked latents (B, n_cams * C, h, w) -> frames (B, 3, H, W) per camera.
+    def decode(
+        self, z: Tensor, previous: dict[str, Tensor] | None = None
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """Stacked latents (B, n_cams * C, h, w) -> frames (B, 3, H, W) per camera, and the
+        masks (B, n_cams, 1, H, W).
 
         With the `previous` frames, each new frame is composited: the decoder's pixels where
         its mask is high, the previous frame's elsewhere. What does not move (most of a
         fixed camera's view) then stays sharp instead of passing through the latent
-        bottleneck, and the dynamics spend their capacity on what moves.
+        bottleneck, and the dynamics spend their capacity on what moves. Training charges
+        `mask_loss` per unit of open mask, so a view where nothing moves is copied exactly.
         """
         keys, n = self.config.image_keys, z.shape[0]
         per_cam = z.reshape(n * len(keys), -1, *z.shape[2:])
@@ -164,10 +168,11 @@ class LatentConvWorldModel(WorldModel):
         rgb = rgb.reshape(n, len(keys), 3, *self.frame_hw)
         mask = mask.reshape(n, len(keys), 1, *self.frame_hw)
         if previous is None:
-            return {k: rgb[:, i] for i, k in enumerate(keys)}
-        return {
+            return {k: rgb[:, i] for i, k in enumerate(keys)}, mask
+        frames = {
             k: mask[:, i] * rgb[:, i] + (1 - mask[:, i]) * previous[k] for i, k in enumerate(keys)
         }
+        return frames, mask
 
     @property
     def frame_hw(self) -> tuple[int, int]:
@@ -202,16 +207,18 @@ class LatentConvWorldModel(WorldModel):
         weight = valid.to(z_all.dtype)
         count = weight.sum().clamp_min(1.0)
 
-        recon = self.decode(z_all[:, :K].flatten(0, 1))
+        recon, _ = self.decode(z_all[:, :K].flatten(0, 1))
         recon_loss = sum(F.mse_loss(recon[k], frames[k][:, :K].flatten(0, 1)) for k in frames)
         history, s = z_all[:, :K], state[:, K - 1]
         previous = {k: frames[k][:, K - 1] for k in frames}
-        image_loss = latent_loss = state_loss = judge_loss = torch.zeros((), device=z_all.device)
+        zero = torch.zeros((), device=z_all.device)
+        image_loss = latent_loss = state_loss = judge_loss = mask_loss = zero
         for i in range(H):
             z_next, s = self.dynamics(history, s, action[:, i], text)
             w = weight[:, i]
-            predicted = self.decode(z_next, previous)
+            predicted, mask = self.decode(z_next, previous)
             previous = predicted
+            mask_loss = mask_loss + (mask.mean((1, 2, 3, 4)) * w).sum() / count
             for k in frames:
                 err = (predicted[k] - frames[k][:, K + i]).pow(2).mean((1, 2, 3))
                 image_loss = image_loss + (err * w).sum() / count
@@ -229,6 +236,7 @@ class LatentConvWorldModel(WorldModel):
             + c.latent_loss * latent_loss
             + state_loss
             + c.success_loss * judge_loss
+            + c.mask_loss * mask_loss
         )
         info = {
             "recon": recon_loss.item(),
@@ -236,6 +244,7 @@ class LatentConvWorldModel(WorldModel):
             "latent": latent_loss.item() / H,
             "state": state_loss.item() / H,
             "judge": judge_loss.item() / H,
+            "mask": mask_loss.item() / H,
         }
         return loss, info
 
@@ -263,7 +272,7 @@ class LatentConvWorldModel(WorldModel):
             history, carry["state"], self.normalize(ACTION, action), text
         )
         success, done = torch.sigmoid(self.judge_logits(z_next, s_next, text)).unbind(-1)
-        images = self.decode(z_next, carry["frames"])
+        images, _ = self.decode(z_next, carry["frames"])
         carry = {
             "history": torch.cat([history[:, 1:], z_next[:, None]], dim=1),
             "frames": images,

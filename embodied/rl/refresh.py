@@ -1,0 +1,188 @@
+"""World-model refresh (as WMPO does): the policy's real episodes show the world model where
+it is wrong.
+
+RL finds the world model's blind spots: action sequences whose imagined frames the success
+head scores as success though MuJoCo would not (reward hacking; in finetune's metrics,
+imagined success rises while MuJoCo success does not). Every `every` iterations the current
+policy runs `episodes` MuJoCo episodes per task, sampling at the RL temperature as it does in
+imagination. They are written as a LeRobot dataset (`<output_dir>/refresh/<iteration>`,
+successes and failures labelled by the simulator), and the world model is fine-tuned for
+`steps` on batches that mix windows of every refresh so far with windows of the original
+data (so it keeps what the experts showed), then saved to
+`<output_dir>/world_models/<iteration>`, which the rollout workers load before their next
+rollout.
+"""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embodied.types import PAD_SUFFIX, TASK
+
+REFRESH_DIR = "refresh"
+WORLD_MODELS_DIR = "world_models"
+
+
+@dataclass
+class RefreshSettings:
+    """Attributes:
+    every: iterations between refreshes (0: never, the default).
+    task: MuJoCo tasks to record in (empty: finetune's eval_task).
+    episodes: episodes per task per refresh.
+    steps: world-model gradient steps per refresh.
+    batch_size: windows per step.
+    new_fraction: share of each batch drawn from the refresh episodes.
+    lr: world-model learning rate (0: the one it was trained with).
+    """
+
+    every: int = 0
+    task: str = ""
+    episodes: int = 4
+    steps: int = 100
+    batch_size: int = 16
+    new_fraction: float = 0.5
+    lr: float = 0.0
+
+
+def record_policy_episodes(
+    root: Path,
+    policy: Any,
+    pre: Any,
+    post: Any,
+    tasks: str,
+    episodes: int,
+    seed: int,
+    n_action_steps: int,
+    temperature: float,
+    image_keys: list[str],
+    image_size: int,
+) -> Path:
+    """Run the policy in MuJoCo, sampling chunks at `temperature`, and record every camera
+    in `image_keys` as a LeRobot dataset at `root` (through `write_dataset`, as collect)."""
+    import torch
+
+    from embodied.data.record import write_dataset
+    from embodied.types import IMAGE_PREFIX
+    from envs.experts import episode_frames
+    from envs.robosuite_env import make_env
+    from envs.tasks import parse_tasks
+
+    specs = parse_tasks(tasks)
+    cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in image_keys)
+    policy_keys = sorted(policy.config.image_features)
+
+    def sampler(generator: torch.Generator):
+        queue: list[np.ndarray] = []
+
+        def act(obs: dict) -> np.ndarray:
+            from embodied.evaluate import observation_batch
+
+            if not queue:
+                with torch.no_grad():
+                    batch = pre(observation_batch(obs, policy_keys, obs[TASK]))
+                    chunk = policy.distribution(batch).sample(temperature, generator=generator)
+                    queue.extend(post(chunk[:, :n_action_steps]).clamp(-1.0, 1.0)[0].numpy())
+            return queue.pop(0)
+
+        return act
+
+    def stream():
+        for k, spec in enumerate(specs):
+            env = make_env(spec.name, cameras=cameras, image_size=image_size)
+            for i in range(episodes):
+                episode_seed = seed + 100_000 * k + i
+                instruction = spec.instructions[i % len(spec.instructions)]
+                obs, _ = env.reset(seed=episode_seed, options={"task": instruction})
+                generator = torch.Generator().manual_seed(episode_seed)
+                row = {"task": spec.name, "instruction": instruction, "seed": episode_seed}
+                yield row, episode_frames(env, obs, sampler(generator))
+            env.close()
+
+    return write_dataset(
+        root,
+        stream(),
+        total=len(specs) * episodes,
+        repo_id="local/embodied_refresh",
+        cameras=cameras,
+        image_size=image_size,
+    )
+
+
+def refresh_world_model(
+    model_path: str | Path,
+    original: Any,
+    refresh_roots: list[Path],
+    settings: RefreshSettings,
+    seed: int,
+    out: Path,
+) -> tuple[Path, float]:
+    """Fine-tune the world model at `model_path` on the original dataset (`DatasetConfig`,
+    less its held-out episodes) mixed with the refresh datasets; save it atomically to
+    `out` and return (out, mean loss of the last quarter of the steps)."""
+    import torch
+
+    from embodied.data.dataset import CachedDataset
+    from embodied.data.source import DatasetConfig, open_metadata
+    from embodied.train_world_model import TrainWorldModelConfig, holdout_mask, window_deltas
+    from world_models.registry import load_world_model
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = load_world_model(model_path).train()
+    meta = open_metadata(original)
+    deltas = window_deltas(model.config, meta.fps)
+    base = CachedDataset(meta, deltas, cache_dir=original.cache_dir or None)
+    base_rows = np.flatnonzero(
+        ~holdout_mask(np.asarray(base.arrays["episode_index"]), TrainWorldModelConfig.holdout_every)
+    )
+    cache = out.parent.parent / REFRESH_DIR / "cache"
+    new = [
+        CachedDataset(open_metadata(DatasetConfig(root=str(r))), deltas, cache_dir=cache)
+        for r in refresh_roots
+    ]
+    sizes = np.array([len(d) for d in new])
+    n_new = int(round(settings.batch_size * settings.new_fraction)) if len(new) else 0
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=settings.lr or model.config.lr,
+        weight_decay=model.config.weight_decay,
+    )
+    keys = [*deltas, *(k + PAD_SUFFIX for k in deltas), TASK]
+    losses = []
+    for step in range(settings.steps):
+        parts = [base.batch(rng.choice(base_rows, settings.batch_size - n_new))]
+        picks = rng.integers(sizes.sum(), size=n_new) if n_new else np.zeros(0, dtype=np.int64)
+        owner = np.searchsorted(np.cumsum(sizes), picks, side="right")
+        for i in np.unique(owner):
+            offset = sizes[:i].sum()
+            parts.append(new[i].batch(picks[owner == i] - offset))
+        loss, _ = model(_concat(parts, keys))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"world-model refresh loss is {loss.item()} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.eval().save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    tail = losses[-max(1, len(losses) // 4) :]
+    return out, float(np.mean(tail)) if tail else float("nan")
+
+
+def _concat(batches: list[dict], keys: list[str]) -> dict:
+    """The `keys` of several batches as one batch (tensors concatenated, lists joined); the
+    datasets may hold other columns besides."""
+    import torch
+
+    return {
+        k: torch.cat([b[k] for b in batches]) if torch.is_tensor(batches[0][k]) else
+        [x for b in batches for x in b[k]]
+        for k in keys
+    }  # fmt: skip
