@@ -56,7 +56,8 @@ def build_report(run_dir: str | Path) -> dict:
             )
         },  # fmt: skip
         "rl_curve": [
-            {k: r.get(k) for k in ("iteration", "wm_success", "mujoco_success")} for r in curves
+            {k: r.get(k) for k in ("iteration", "wm_success", "mujoco_success", "refresh_success")}
+            for r in curves
         ],
     }
     plots = _plots(run, report, world_model)
@@ -85,6 +86,10 @@ def _plots(run: Path, report: dict, world_model: dict) -> list[str]:
             ax.plot(*zip(*wm, strict=True), label="imagined (world-model success)")
         if mj:
             ax.plot(*zip(*mj, strict=True), "o-", label="MuJoCo (true success)")
+        refresh = [(r["iteration"], r["refresh_success"]) for r in curve if r.get("refresh_success")
+                   is not None]  # fmt: skip
+        if refresh:
+            ax.plot(*zip(*refresh, strict=True), "s--", label="MuJoCo, sampling (refresh episodes)")
         ax.set(
             xlabel="RL iteration", ylabel="success rate", ylim=(0, 1), title="RL in the world model"
         )
