@@ -263,8 +263,15 @@ class Learner:
         (self.out / "finetune_config.json").write_text(json.dumps(to_dict(config), indent=2))
         folder = resume
         with open(self.out / "metrics.jsonl", "a") as metrics:
-            if start == 0 and config.eval_task:
-                metrics.write(json.dumps({"iteration": 0, **self._mujoco_check(0)}) + "\n")
+            if start == 0:
+                _remove_later_refreshes(self.out, -1)  # a fresh start redoes every refresh
+                row = {"iteration": 0}
+                if config.eval_task:
+                    row.update(self._mujoco_check(0))
+                if config.refresh.every > 0 and config.refresh.at_start:
+                    row.update(self._refresh(0))
+                if len(row) > 1:
+                    metrics.write(json.dumps(row) + "\n")
             for iteration in range(start, config.iterations):
                 row = self._iteration(workers, iteration)
                 done = iteration + 1

@@ -30,6 +30,9 @@ WORLD_MODELS_DIR = "world_models"
 class RefreshSettings:
     """Attributes:
     every: iterations between refreshes (0: never, the default).
+    at_start: also refresh before the first iteration, on the pretrained policy's episodes
+        (WMPO fits its world model to the starting policy's rollouts before RL): the
+        success head then knows how this policy's attempts look when they fail.
     task: MuJoCo tasks to record in (empty: finetune's eval_task).
     episodes: episodes per task per refresh.
     steps: world-model gradient steps per refresh.
@@ -39,6 +42,7 @@ class RefreshSettings:
     """
 
     every: int = 0
+    at_start: bool = True
     task: str = ""
     episodes: int = 4
     steps: int = 100
