@@ -133,6 +133,11 @@ class LatentConvWorldModel(WorldModel):
             _norm(width), nn.SiLU(), nn.Conv2d(width, n_cams * z, 3, padding=1)
         )
         self.state_head = nn.Linear(width + cond, c.state_dim)
+        # Per camera, how much its latent moved -> whether its view changes at all: a gate on
+        # the compositing mask that reaches exactly 0, so a view where nothing moves (the arm
+        # out of sight, a held pose) is copied exactly rather than repainted. Starts open.
+        self.gate = nn.Linear(z, 1)
+        nn.init.zeros_(self.gate.weight), nn.init.constant_(self.gate.bias, 2.0)
         nn.init.zeros_(self.out[-1].weight), nn.init.zeros_(self.out[-1].bias)
         nn.init.zeros_(self.state_head.weight), nn.init.zeros_(self.state_head.bias)
         self.judge_conv = nn.Sequential(nn.Conv2d(n_cams * z, width, 3, padding=1), nn.SiLU())
@@ -151,10 +156,11 @@ class LatentConvWorldModel(WorldModel):
         return z.reshape(*lead, *z.shape[1:])
 
     def decode(
-        self, z: Tensor, previous: dict[str, Tensor] | None = None
+        self, z: Tensor, previous: dict[str, Tensor] | None = None, change: Tensor | None = None
     ) -> tuple[dict[str, Tensor], Tensor]:
         """Stacked latents (B, n_cams * C, h, w) -> frames (B, 3, H, W) per camera, and the
-        masks (B, n_cams, 1, H, W).
+        masks (B, n_cams, 1, H, W). `change` is the latents' predicted step (same shape as
+        `z`); it gates each camera's mask.
 
         With the `previous` frames, each new frame is composited: the decoder's pixels where
         its mask is high, the previous frame's elsewhere. What does not move (most of a
@@ -167,6 +173,10 @@ class LatentConvWorldModel(WorldModel):
         rgb, mask = self.codec.decode(per_cam)
         rgb = rgb.reshape(n, len(keys), 3, *self.frame_hw)
         mask = mask.reshape(n, len(keys), 1, *self.frame_hw)
+        if change is not None:
+            moved = change.reshape(n, len(keys), -1, *change.shape[2:]).abs().mean((3, 4))
+            gate = (1.2 * torch.sigmoid(self.gate(moved)) - 0.1).clamp(0.0, 1.0)  # (n, cams, 1)
+            mask = mask * gate[..., None, None]
         if previous is None:
             return {k: rgb[:, i] for i, k in enumerate(keys)}, mask
         frames = {
@@ -216,7 +226,7 @@ class LatentConvWorldModel(WorldModel):
         for i in range(H):
             z_next, s = self.dynamics(history, s, action[:, i], text)
             w = weight[:, i]
-            predicted, mask = self.decode(z_next, previous)
+            predicted, mask = self.decode(z_next, previous, z_next - history[:, -1])
             previous = predicted
             mask_loss = mask_loss + (mask.mean((1, 2, 3, 4)) * w).sum() / count
             for k in frames:
@@ -272,7 +282,7 @@ class LatentConvWorldModel(WorldModel):
             history, carry["state"], self.normalize(ACTION, action), text
         )
         success, done = torch.sigmoid(self.judge_logits(z_next, s_next, text)).unbind(-1)
-        images, _ = self.decode(z_next, carry["frames"])
+        images, _ = self.decode(z_next, carry["frames"], z_next - history[:, -1])
         carry = {
             "history": torch.cat([history[:, 1:], z_next[:, None]], dim=1),
             "frames": images,
