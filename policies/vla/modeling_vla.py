@@ -1,9 +1,8 @@
 """The embodied VLA network and its LeRobot `PreTrainedPolicy`.
 
 One transformer reads everything as tokens: a grid of tokens per camera (one vision encoder
-shared across cameras, FiLM-modulated by the pooled instruction, plus a camera embedding),
-the instruction's tokens (see `policies.encoders`: from scratch or pretrained), one state
-token and
+shared across cameras, plus a camera embedding), the instruction's tokens (see
+`policies.encoders`: from scratch or pretrained), one state token and
 `chunk_size` learned action queries; the queries' outputs become a Gaussian over the chunk
 (`policies.action_head.ChunkGaussian`), whose mean is the deterministic action.
 """
@@ -33,11 +32,6 @@ class VLANet(nn.Module):
         )
         self.camera = nn.Parameter(torch.zeros(n_cameras, dim))
         self.text = make_text(config.text_encoder, config.max_text_len, dim, freeze)
-        self.film = nn.Sequential(
-            nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 2 * self.vision.film_width)
-        )
-        nn.init.zeros_(self.film[-1].weight)  # start as the identity: scale 1, shift 0
-        nn.init.zeros_(self.film[-1].bias)
         self.state = nn.Linear(state_dim, dim)
         self.queries = nn.Parameter(torch.randn(config.chunk_size, dim) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -64,10 +58,8 @@ class VLANet(nn.Module):
         """-> mean and log std of the chunk (B, H, A), and pooled features (B, dim) that
         RL's value heads read."""
         batch = state.shape[0]
+        parts = [self.vision(img) + self.camera[i] for i, img in enumerate(images)]
         text, text_pad = self.text(texts)
-        keep = (~text_pad)[..., None].to(text.dtype)
-        film = self.film((text * keep).sum(1) / keep.sum(1).clamp_min(1.0))
-        parts = [self.vision(img, film) + self.camera[i] for i, img in enumerate(images)]
         parts += [text, self.state(state)[:, None]]
         parts.append(self.queries.expand(batch, -1, -1))
         x = torch.cat(parts, dim=1)
