@@ -19,9 +19,6 @@ class LatentConvConfig(WorldModelConfig):
     success_loss: weight of the success and done classification losses.
     mask_loss: weight of the mean compositing mask (an L1 penalty): without it the mask stays
         a little open where nothing moves, and a static view is blurred instead of copied.
-    gate_loss: weight of the mean per-camera gate on that mask: it is what closes a whole
-        still view exactly (a pixel-wise penalty alone left still views at 32-39 dB, where
-        copying the last frame is exact).
     """
 
     type = "latent_conv"
@@ -34,4 +31,3 @@ class LatentConvConfig(WorldModelConfig):
     latent_loss: float = 1.0
     success_loss: float = 0.1
     mask_loss: float = 0.002
-    gate_loss: float = 0.005

@@ -157,10 +157,10 @@ class LatentConvWorldModel(WorldModel):
 
     def decode(
         self, z: Tensor, previous: dict[str, Tensor] | None = None, change: Tensor | None = None
-    ) -> tuple[dict[str, Tensor], Tensor, Tensor | None]:
-        """Stacked latents (B, n_cams * C, h, w) -> frames (B, 3, H, W) per camera, the masks
-        (B, n_cams, 1, H, W) and, given `change` (the latents' predicted step, shaped like
-        `z`), the per-camera gates (B, n_cams) that scale each camera's mask.
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """Stacked latents (B, n_cams * C, h, w) -> frames (B, 3, H, W) per camera, and the
+        masks (B, n_cams, 1, H, W). `change` is the latents' predicted step (same shape as
+        `z`); it gates each camera's mask.
 
         With the `previous` frames, each new frame is composited: the decoder's pixels where
         its mask is high, the previous frame's elsewhere. What does not move (most of a
@@ -173,17 +173,16 @@ class LatentConvWorldModel(WorldModel):
         rgb, mask = self.codec.decode(per_cam)
         rgb = rgb.reshape(n, len(keys), 3, *self.frame_hw)
         mask = mask.reshape(n, len(keys), 1, *self.frame_hw)
-        gate = None
         if change is not None:
             moved = change.reshape(n, len(keys), -1, *change.shape[2:]).abs().mean((3, 4))
-            gate = (1.2 * torch.sigmoid(self.gate(moved)) - 0.1).clamp(0.0, 1.0)[..., 0]
-            mask = mask * gate[..., None, None, None]
+            gate = (1.2 * torch.sigmoid(self.gate(moved)) - 0.1).clamp(0.0, 1.0)  # (n, cams, 1)
+            mask = mask * gate[..., None, None]
         if previous is None:
-            return {k: rgb[:, i] for i, k in enumerate(keys)}, mask, gate
+            return {k: rgb[:, i] for i, k in enumerate(keys)}, mask
         frames = {
             k: mask[:, i] * rgb[:, i] + (1 - mask[:, i]) * previous[k] for i, k in enumerate(keys)
         }
-        return frames, mask, gate
+        return frames, mask
 
     @property
     def frame_hw(self) -> tuple[int, int]:
@@ -218,7 +217,7 @@ class LatentConvWorldModel(WorldModel):
         weight = valid.to(z_all.dtype)
         count = weight.sum().clamp_min(1.0)
 
-        recon, _, _ = self.decode(z_all[:, :K].flatten(0, 1))
+        recon, _ = self.decode(z_all[:, :K].flatten(0, 1))
         recon_loss = sum(F.mse_loss(recon[k], frames[k][:, :K].flatten(0, 1)) for k in frames)
         history, s = z_all[:, :K], state[:, K - 1]
         previous = {k: frames[k][:, K - 1] for k in frames}
@@ -227,10 +226,9 @@ class LatentConvWorldModel(WorldModel):
         for i in range(H):
             z_next, s = self.dynamics(history, s, action[:, i], text)
             w = weight[:, i]
-            predicted, mask, gate = self.decode(z_next, previous, z_next - history[:, -1])
+            predicted, mask = self.decode(z_next, previous, z_next - history[:, -1])
             previous = predicted
-            opened = c.mask_loss * mask.mean((1, 2, 3, 4)) + c.gate_loss * gate.mean(1)
-            mask_loss = mask_loss + (opened * w).sum() / count
+            mask_loss = mask_loss + (mask.mean((1, 2, 3, 4)) * w).sum() / count
             for k in frames:
                 err = (predicted[k] - frames[k][:, K + i]).pow(2).mean((1, 2, 3))
                 image_loss = image_loss + (err * w).sum() / count
@@ -248,7 +246,7 @@ class LatentConvWorldModel(WorldModel):
             + c.latent_loss * latent_loss
             + state_loss
             + c.success_loss * judge_loss
-            + mask_loss
+            + c.mask_loss * mask_loss
         )
         info = {
             "recon": recon_loss.item(),
@@ -284,7 +282,7 @@ class LatentConvWorldModel(WorldModel):
             history, carry["state"], self.normalize(ACTION, action), text
         )
         success, done = torch.sigmoid(self.judge_logits(z_next, s_next, text)).unbind(-1)
-        images, _, _ = self.decode(z_next, carry["frames"], z_next - history[:, -1])
+        images, _ = self.decode(z_next, carry["frames"], z_next - history[:, -1])
         carry = {
             "history": torch.cat([history[:, 1:], z_next[:, None]], dim=1),
             "frames": images,
