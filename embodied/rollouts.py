@@ -8,7 +8,6 @@ observations in the tasks' keys stacked along B and flags that stay set once an 
 has ended. `rollout` drives either with a function from observations to action chunks.
 """
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,17 +133,16 @@ def write_zarr(path: str | Path, result: Rollout) -> Path:
     tasks; written to a temporary name and renamed, so a reader never sees half a store."""
     import zarr
 
+    from embodied.files import folder_written_atomically
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    root = zarr.open_group(str(tmp), mode="w")
-    for key, frames in result.frames.items():
-        root.create_array(f"frames/{key}", data=frames, chunks=(1, *frames.shape[1:]))
-    for name in ("actions", "rewards", "ended"):
-        root.create_array(name, data=getattr(result, name))
-    root.attrs["tasks"] = result.tasks
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    with folder_written_atomically(path) as tmp:
+        root = zarr.open_group(str(tmp), mode="w")
+        for key, frames in result.frames.items():
+            root.create_array(f"frames/{key}", data=frames, chunks=(1, *frames.shape[1:]))
+        for name in ("actions", "rewards", "ended"):
+            root.create_array(name, data=getattr(result, name))
+        root.attrs["tasks"] = result.tasks
     return path
 
 

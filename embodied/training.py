@@ -15,7 +15,6 @@ pointed to by `checkpoints/last.json` (replaced atomically):
 import contextlib
 import io
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -198,21 +197,20 @@ def save_checkpoint(
     from lerobot.optim.schedulers import save_scheduler_state
     from lerobot.utils.random_utils import save_rng_state
 
+    from embodied.files import folder_written_atomically
+
     folder = out / "checkpoints" / f"{step:07d}"
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    job.save(tmp / MODEL_DIR)
-    state = tmp / STATE_DIR
-    state.mkdir()
-    save_optimizer_state(job.optimizer, state)
-    if job.scheduler is not None:
-        save_scheduler_state(job.scheduler, state)
-    save_rng_state(state)
-    if extra is not None:
-        extra(state)
-    (state / "step.json").write_text(json.dumps({"step": step}))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with folder_written_atomically(folder) as tmp:
+        job.save(tmp / MODEL_DIR)
+        state = tmp / STATE_DIR
+        state.mkdir()
+        save_optimizer_state(job.optimizer, state)
+        if job.scheduler is not None:
+            save_scheduler_state(job.scheduler, state)
+        save_rng_state(state)
+        if extra is not None:
+            extra(state)
+        (state / "step.json").write_text(json.dumps({"step": step}))
     pointer = out / "checkpoints" / "last.json"
     pointer.with_suffix(".tmp").write_text(json.dumps({"dir": folder.name, "step": step}))
     pointer.with_suffix(".tmp").replace(pointer)

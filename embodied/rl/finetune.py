@@ -489,11 +489,12 @@ class Learner:
         """Record the policy's MuJoCo episodes and fine-tune the world model on them (and on
         every earlier refresh's); the workers imagine with the result from now on."""
         from embodied.rl.refresh import record_policy_episodes, refresh_world_model
-        from world_models.registry import load_world_model
+        from world_models.base import read_config
+        from world_models.registry import FAMILIES
 
         config, settings = self.config, self.config.refresh
         tick = time.perf_counter()
-        wm_config = load_world_model(self.world_model_path).config
+        wm_config = read_config(Path(self.world_model_path), FAMILIES)
         root = record_policy_episodes(
             self.out / REFRESH_DIR / f"{iteration:05d}",
             self.policy,
@@ -515,6 +516,7 @@ class Learner:
             settings,
             seed=config.seed + iteration,
             out=self.out / WORLD_MODELS_DIR / f"{iteration:05d}",
+            cache_dir=self.out / REFRESH_DIR / "cache",
         )
         self.world_model_path = str(path)
         return {
@@ -529,7 +531,6 @@ class Learner:
             part.save_pretrained(folder)
 
     def _save(self, iteration: int) -> Path:
-
         from embodied.training import Trainable, save_checkpoint
 
         job = Trainable(self.policy, self.optimizer, None, 0, None, self._save_policy)

@@ -13,13 +13,13 @@ data (so it keeps what the experts showed), then saved to
 rollout.
 """
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from embodied.files import folder_written_atomically
 from embodied.types import PAD_SUFFIX, TASK
 
 REFRESH_DIR = "refresh"
@@ -122,10 +122,12 @@ def refresh_world_model(
     settings: RefreshSettings,
     seed: int,
     out: Path,
+    cache_dir: Path,
 ) -> tuple[Path, float]:
     """Fine-tune the world model at `model_path` on the original dataset (`DatasetConfig`,
-    less its held-out episodes) mixed with the refresh datasets; save it atomically to
-    `out` and return (out, mean loss of the last quarter of the steps)."""
+    less its held-out episodes) mixed with the refresh datasets (their decoded frames cached
+    in `cache_dir`); save it atomically to `out` and return (out, mean loss of the last
+    quarter of the steps)."""
     import torch
 
     from embodied.data.dataset import CachedDataset
@@ -142,9 +144,8 @@ def refresh_world_model(
     base_rows = np.flatnonzero(
         ~holdout_mask(np.asarray(base.arrays["episode_index"]), TrainWorldModelConfig.holdout_every)
     )
-    cache = out.parent.parent / REFRESH_DIR / "cache"
     new = [
-        CachedDataset(open_metadata(DatasetConfig(root=str(r))), deltas, cache_dir=cache)
+        CachedDataset(open_metadata(DatasetConfig(root=str(r))), deltas, cache_dir=cache_dir)
         for r in refresh_roots
     ]
     sizes = np.array([len(d) for d in new])
@@ -171,11 +172,8 @@ def refresh_world_model(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.eval().save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with folder_written_atomically(out) as tmp:
+        model.eval().save_pretrained(tmp)
     tail = losses[-max(1, len(losses) // 4) :]
     return out, float(np.mean(tail)) if tail else float("nan")
 

@@ -50,7 +50,6 @@ class WorkerSpec:
 
 class RolloutWorker:
     def __init__(self, spec: WorkerSpec):
-
         from embodied.data.dataset import CachedDataset
         from embodied.policy_io import load_policy
         from embodied.rollouts import start_bank
