@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from embodied.config import ConfigError
 from embodied.training import Trainable, TrainConfig, train
 
@@ -23,9 +25,13 @@ class TrainPolicyConfig(TrainConfig):
     steps, batch_size, grad_clip, seed, log_every, save_every, device, ray):
     policy: policy settings: `type` (embodied_vla, act, diffusion) and that type's config
         fields (see policies/vla/configuration_vla.py), e.g. --policy.dim=256.
+    successful_only: imitate only episodes whose `next.success` is ever true. Our datasets
+        mix in the experts' deliberate failures for the world model's success head; cloning
+        those would teach the policy to fail.
     """
 
     policy: dict = field(default_factory=dict)
+    successful_only: bool = False
 
 
 def train_policy(config: TrainPolicyConfig) -> Path:
@@ -68,6 +74,7 @@ def _build(config: TrainPolicyConfig, resume: Path | None) -> Trainable:
     preset = policy.config.get_scheduler_preset()
     deltas = resolve_delta_timestamps(policy.config, meta)
     dataset = CachedDataset(meta, deltas, cache_dir=config.dataset.cache_dir or None)
+    rows = successful_rows(dataset) if config.successful_only else np.arange(len(dataset))
 
     def save(folder: Path) -> None:
         for part in (policy, pre, post):
@@ -77,7 +84,23 @@ def _build(config: TrainPolicyConfig, resume: Path | None) -> Trainable:
         model=policy,
         optimizer=optimizer,
         scheduler=preset.build(optimizer, config.steps) if preset is not None else None,
-        n_samples=len(dataset),
-        batch=lambda rows: pre(dataset.batch(rows)),
+        n_samples=len(rows),
+        batch=lambda picked: pre(dataset.batch(rows[picked])),
         save=save,
     )
+
+
+def successful_rows(dataset) -> np.ndarray:
+    """Rows of the episodes that reach `next.success` at least once."""
+    from embodied.types import SUCCESS
+
+    if SUCCESS not in dataset.arrays:
+        raise ConfigError(
+            f"--successful_only needs a `{SUCCESS}` column; {dataset.meta.repo_id} has none"
+        )
+    episode = np.asarray(dataset.arrays["episode_index"])
+    succeeded = np.unique(episode[np.asarray(dataset.arrays[SUCCESS]).reshape(-1) > 0])
+    rows = np.flatnonzero(np.isin(episode, succeeded))
+    if len(rows) == 0:
+        raise ConfigError(f"--successful_only: no episode of {dataset.meta.repo_id} succeeds")
+    return rows

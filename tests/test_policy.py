@@ -4,6 +4,7 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -168,6 +169,28 @@ def test_resume_equals_uninterrupted_training(recorded, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     lines = (tmp_path / "split/metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [2, 3, 4, 6]  # 3 is the interrupted run's end
+
+
+def test_successful_only_imitates_only_episodes_that_succeed(recorded, lerobot_fixture):
+    from embodied.config import ConfigError
+    from embodied.data.dataset import CachedDataset
+    from embodied.data.source import DatasetConfig
+    from embodied.train_policy import successful_rows
+
+    dataset = CachedDataset.open(DatasetConfig(root=str(recorded[0])))
+    episode = np.asarray(dataset.arrays["episode_index"])
+    success = np.asarray(dataset.arrays["next.success"]).reshape(-1)
+    sabotaged = episode == episode.max()  # a recorded failure: success labels all cleared
+    dataset.arrays = {**dataset.arrays, "next.success": np.where(sabotaged, 0, success)}
+    rows = successful_rows(dataset)
+    kept = set(episode[rows])
+    assert kept == {e for e in set(episode) if success[(episode == e) & ~sabotaged].any()}
+    assert episode.max() not in kept and len(kept) >= 1
+    assert np.array_equal(rows, np.flatnonzero(np.isin(episode, list(kept))))
+
+    unlabeled = CachedDataset.open(DatasetConfig(root=str(lerobot_fixture("aloha_sim_fixture"))))
+    with pytest.raises(ConfigError, match="needs a `next.success` column"):
+        successful_rows(unlabeled)
 
 
 def test_nan_loss_stops_training_with_a_clear_error(recorded, tmp_path, monkeypatch):
