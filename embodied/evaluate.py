@@ -2,9 +2,10 @@
 
 Episode i runs with seed `eval.seed + i` and, for tasks with several instructions, the
 instructions in turn, so two policies evaluated with the same settings face the same start
-states. Writes `summary.json` (success rate with a Wilson 95 % interval, per task),
-`episodes.jsonl` (seed, instruction, outcome: enough to replay any episode with
-`env.reset(seed=..., options={"task": ...})`) and mp4 videos of the first episodes.
+states. Writes `summary.json` (success rate with a Wilson 95 % interval, per task, and for
+tasks with several instructions how often the goal of the given text was reached),
+`episodes.jsonl` (seed, instruction, outcome, goals reached: enough to replay any episode
+with `env.reset(seed=..., options={"task": ...})`) and mp4 videos of the first episodes.
 """
 
 import json
@@ -86,21 +87,22 @@ def observation_batch(obs: dict, image_keys: list[str], task: str) -> dict:
 
 
 def run_episode(env, policy, pre, post, seed: int, instruction: str, given: str, record: bool):
-    """One closed-loop episode; returns (success, length, frames)."""
+    """One closed-loop episode; returns (success, length, goals achieved at any step, frames)."""
     import torch
 
     image_keys = sorted(policy.config.image_features)
     obs, _ = env.reset(seed=seed, options={"task": instruction})
     policy.reset()
-    frames = []
+    frames, achieved = [], set()
     while True:
         if record:
             frames.append(np.concatenate([obs[k] for k in image_keys], axis=1))
         with torch.no_grad():
             action = post(policy.select_action(pre(observation_batch(obs, image_keys, given))))
         obs, _, terminated, truncated, info = env.step(action[0].numpy())
+        achieved.update(info["achieved"])
         if terminated or truncated:
-            return bool(info["is_success"]), env.elapsed_steps, frames
+            return bool(info["is_success"]), env.elapsed_steps, sorted(achieved), frames
 
 
 def _env_for(task: str, policy) -> Any:
@@ -145,7 +147,7 @@ class EpisodeRunner:
         env = self.envs.get(job["task"]) or self.envs.setdefault(
             job["task"], _env_for(job["task"], self.policy)
         )
-        success, length, frames = run_episode(
+        success, length, achieved, frames = run_episode(
             env,
             self.policy,
             self.pre,
@@ -155,7 +157,8 @@ class EpisodeRunner:
             job["given_instruction"],
             job["record"],
         )
-        return {**job, "success": success, "length": length}, frames
+        row = {**job, "success": success, "length": length, "achieved": achieved}
+        return row, frames
 
 
 def episode_jobs(config: EvalConfig) -> list[dict]:
@@ -229,6 +232,8 @@ def evaluate(config: EvalConfig) -> dict:
         outcomes.setdefault(row["task"], []).append(row["success"])
     summary = success_summary([s for v in outcomes.values() for s in v])
     summary["per_task"] = {task: success_summary(v) for task, v in outcomes.items()}
+    for task, text in instruction_following(records).items():
+        summary["per_task"][task]["instruction_following"] = text
     summary["mean_length"] = float(np.mean([r["length"] for r in records]))
     summary["wall_s"] = time.perf_counter() - start
     summary["policy"] = str(config.policy.path)
@@ -239,8 +244,31 @@ def evaluate(config: EvalConfig) -> dict:
     return summary
 
 
+def instruction_following(records: list[dict]) -> dict[str, dict]:
+    """For tasks with several instructions: in how many episodes the policy reached the goal
+    of the text it was given (`given_goal`) and a goal it was not given (`other_goal`).
+
+    With `--env.shuffle_instructions` the given text names the wrong goal, so a policy that
+    reads it scores a high `given_goal` and a low success; one that ignores it scores the
+    same either way."""
+    by_task: dict[str, list[dict]] = {}
+    for row in records:
+        by_task.setdefault(row["task"], []).append(row)
+    out = {}
+    for task, rows in by_task.items():
+        if len({r["instruction"] for r in rows}) < 2:
+            continue
+        given = [r["given_instruction"] in r["achieved"] for r in rows]
+        other = [any(a != r["given_instruction"] for a in r["achieved"]) for r in rows]
+        out[task] = {"given_goal": success_summary(given), "other_goal": success_summary(other)}
+    return out
+
+
 def _print_table(summary: dict) -> None:
     print(f"\n{'task':<16} {'success':>8} {'95% CI':>16} {'episodes':>9}")
     for task, s in summary["per_task"].items():
         ci = f"[{s['ci_low']:.0%}, {s['ci_high']:.0%}]"
         print(f"{task:<16} {s['success_rate']:>8.0%} {ci:>16} {s['episodes']:>9}")
+        for name, rate in s.get("instruction_following", {}).items():
+            ci = f"[{rate['ci_low']:.0%}, {rate['ci_high']:.0%}]"
+            print(f"  {name:<14} {rate['success_rate']:>8.0%} {ci:>16} {rate['episodes']:>9}")

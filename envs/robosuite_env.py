@@ -275,8 +275,16 @@ class RobosuiteEnv(gym.Env):
     def is_success(self) -> bool:
         return self.spec_task.judge(self.sim_env, self.instruction)
 
+    def achieved(self) -> list[str]:
+        """Every instruction of this task whose goal holds now. In a scene with several
+        goals it tells a policy that did the wrong thing (lifted the other cube) from one
+        that did nothing."""
+        return [i for i in self.spec_task.instructions if self.spec_task.judge(self.sim_env, i)]
+
     def _info(self) -> dict:
-        return {"is_success": self.is_success(), "task": self.instruction}
+        achieved = self.achieved()
+        return {"is_success": self.instruction in achieved, "task": self.instruction,
+                "achieved": achieved}  # fmt: skip
 
     def _observation(self) -> dict:
         raw = self._raw

@@ -105,8 +105,10 @@ def test_success_depends_on_the_instruction():
     env = make_env("lang_cubes", cameras=())
     frames = list(expert_frames(env, EXPERTS["lang_cubes"], 0, "lift the red cube", success_hold=0))
     assert frames[-1].success
+    assert env.achieved() == ["lift the red cube"]
     env.instruction = "lift the green cube"
     assert not env.is_success()
+    assert env.achieved() == ["lift the red cube"]  # what was done, whatever was asked
 
 
 def test_fast_rendering_leaves_physics_untouched():

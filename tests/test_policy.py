@@ -228,7 +228,29 @@ def test_eval_writes_summary_records_and_videos(recorded, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "eval/episodes.jsonl").read_text().splitlines()]
     cubes = [r for r in rows if r["task"] == "lang_cubes"]
     assert all(r["given_instruction"] != r["instruction"] for r in cubes)
+    assert all(isinstance(r["achieved"], list) for r in rows)
+    following = saved["per_task"]["lang_cubes"]["instruction_following"]
+    assert set(following) == {"given_goal", "other_goal"}
+    assert "instruction_following" not in saved["per_task"]["lift"]
     assert (tmp_path / "eval" / rows[0]["video"]).stat().st_size > 1000
+
+
+def test_instruction_following_counts_the_goal_of_the_given_text():
+    from embodied.evaluate import instruction_following
+
+    red, green = "lift the red cube", "lift the green cube"
+    rows = [  # shuffled: the policy read the other instruction
+        {"task": "cubes", "instruction": red, "given_instruction": green, "achieved": [green]},
+        {"task": "cubes", "instruction": green, "given_instruction": red, "achieved": [red]},
+        {"task": "cubes", "instruction": red, "given_instruction": green, "achieved": [red]},
+        {"task": "cubes", "instruction": green, "given_instruction": red, "achieved": []},
+        {"task": "lift", "instruction": red, "given_instruction": red, "achieved": [red]},
+    ]
+    out = instruction_following(rows)
+    assert set(out) == {"cubes"}
+    assert out["cubes"]["given_goal"]["success_rate"] == 0.5
+    assert out["cubes"]["other_goal"]["success_rate"] == 0.25
+    assert out["cubes"]["given_goal"]["episodes"] == 4
 
 
 BASELINES = {
