@@ -2,7 +2,9 @@
 
 Built only from the artifacts of a pipeline run directory (never from Python objects), so
 it can be regenerated at any time: `report.md` (with PNG plots beside it) and `report.json`
-(`per_task` -> `pretrained` / `finetuned` success with Wilson intervals, `wall_s` per stage).
+(`per_task` -> `pretrained` / `finetuned` success with Wilson intervals, and `paired`: on
+the seeds both evaluations ran, how many episodes RL turned into successes (`gained`) and
+into failures (`lost`); `wall_s` per stage).
 """
 
 import json
@@ -19,6 +21,19 @@ def _read_rows(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
 
 
+def paired_outcomes(before: list[dict], after: list[dict], task: str) -> dict:
+    """Episode by episode on the seeds both evaluations share: with 30 episodes the two
+    intervals overlap even for a real gain, while the paired counts show which way it went."""
+    first = {r["seed"]: r["success"] for r in before if r["task"] == task}
+    second = {r["seed"]: r["success"] for r in after if r["task"] == task}
+    seeds = sorted(set(first) & set(second))
+    return {
+        "episodes": len(seeds),
+        "gained": sum(second[s] and not first[s] for s in seeds),
+        "lost": sum(first[s] and not second[s] for s in seeds),
+    }
+
+
 def build_report(run_dir: str | Path) -> dict:
     """Write report.md, report.json and plots/ into `run_dir`; return the JSON."""
     run = Path(run_dir)
@@ -31,6 +46,13 @@ def build_report(run_dir: str | Path) -> dict:
             for name, source in (("pretrained", before), ("finetuned", after))
             if task in source["per_task"]
         }
+        paired = paired_outcomes(
+            _read_rows(run / "eval_pretrained/episodes.jsonl"),
+            _read_rows(run / "eval_finetuned/episodes.jsonl"),
+            task,
+        )
+        if paired["episodes"]:
+            per_task[task]["paired"] = paired
     wall = {
         path.stem: json.loads(path.read_text()).get("wall_s")
         for path in sorted((run / "stages").glob("*.json"))
@@ -156,6 +178,14 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
     for task, s in report["per_task"].items():
         lines.append(f"| {task} | {_fmt(s.get('pretrained'))} | {_fmt(s.get('finetuned'))} |")
     lines += ["", "Success rate with its Wilson 95 % interval, on the same evaluation seeds.", ""]
+    for task, s in report["per_task"].items():
+        if "paired" in s:
+            p = s["paired"]
+            lines.append(
+                f"- {task}: of {p['episodes']} seeds, RL turned {p['gained']} failures into "
+                f"successes and {p['lost']} successes into failures."
+            )
+    lines.append("")
     wm = report["world_model"]
     if wm.get("psnr_h10") is not None:
         lines += ["## World model (held-out episodes)", "", "| figure | value |", "|---|---|"]

@@ -99,3 +99,15 @@ def test_quickstart_config_runs_end_to_end(tmp_path):
     assert main(["pipeline", "configs/quickstart.yaml", f"--output_dir={tmp_path}/qs"]) == 0
     report = json.loads((tmp_path / "qs/report.json").read_text())
     assert set(report["per_task"]) == {"lift", "lang_cubes"}
+
+
+def test_report_pairs_outcomes_on_the_shared_seeds():
+    from embodied.report import paired_outcomes
+
+    def rows(outcomes):
+        return [{"task": "lift", "seed": s, "success": ok} for s, ok in outcomes.items()]
+
+    before = rows({1: True, 2: False, 3: False, 4: True})
+    after = rows({1: False, 2: True, 3: True, 4: True, 5: True})  # seed 5 only after
+    assert paired_outcomes(before, after, "lift") == {"episodes": 4, "gained": 2, "lost": 1}
+    assert paired_outcomes(before, after, "door")["episodes"] == 0
