@@ -47,7 +47,8 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     assert (run / "world_model_eval/world_model_eval.json").is_file()
     assert json.loads((run / "eval_pretrained/summary.json").read_text())["episodes"] == 1
     report = json.loads((run / "report.json").read_text())
-    assert set(report["per_task"]["lift"]) == {"pretrained", "finetuned"}
+    assert set(report["per_task"]["lift"]) == {"pretrained", "finetuned", "paired"}
+    assert report["per_task"]["lift"]["paired"]["episodes"] == 1
     assert set(report["wall_s"]) == set(stages[:-1]) and (run / "report.md").is_file()
     assert run_pipeline(config)["wall_s"] == {}
     assert capsys.readouterr().out.count("done earlier") == len(stages)
