@@ -32,7 +32,9 @@ def measure(run: Path, workers: int, iterations: int) -> dict:
             policy=PolicyRef(str(policy)),
             world_model=WorldModelRef(str(world_model)),
             dataset=DatasetConfig(root=str(run / "data")),
-            algo=AlgoSettings(group_size=8, starts=2),
+            # Every group is learned from, whatever its outcomes: this measures the cost of
+            # an update, which GRPO would skip for a policy whose groups all fail.
+            algo=AlgoSettings(group_size=8, starts=2, min_group_rate=-1.0, max_group_rate=2.0),
             output_dir=out,
             iterations=iterations,
             save_every=10**6,

@@ -89,7 +89,9 @@ class FinetuneConfig:
     algo: the RL algorithm and its settings.
     output_dir: run directory: checkpoints/, metrics.jsonl, finetune_config.json.
     iterations: learner updates in total (a resumed run continues up to this number).
-    horizon: env steps before an imagined episode is truncated.
+    horizon: env steps before an imagined episode is truncated. The tasks' own horizon
+        (150 for lift and lang_cubes): the world model judges many successes late, and at 80
+        steps the quickstart's policy had no imagined success at all.
     n_action_steps: actions of each chunk executed before re-planning (0: the policy's).
     success_threshold: success probability at which an imagined episode succeeds.
     eval_task: MuJoCo tasks for the periodic check of true success (empty: none).
@@ -108,7 +110,7 @@ class FinetuneConfig:
     algo: AlgoSettings = field(default_factory=AlgoSettings)
     output_dir: str = ""
     iterations: int = 20
-    horizon: int = 80
+    horizon: int = 150
     n_action_steps: int = 0
     success_threshold: float = 0.5
     eval_task: str = ""
