@@ -39,6 +39,8 @@ def build_report(run_dir: str | Path) -> dict:
     run = Path(run_dir)
     before = _read_json(run / "eval_pretrained/summary.json") or {"per_task": {}}
     after = _read_json(run / "eval_finetuned/summary.json") or {"per_task": {}}
+    before_rows = _read_rows(run / "eval_pretrained/episodes.jsonl")
+    after_rows = _read_rows(run / "eval_finetuned/episodes.jsonl")
     per_task = {}
     for task in sorted(set(before["per_task"]) | set(after["per_task"])):
         per_task[task] = {
@@ -46,11 +48,7 @@ def build_report(run_dir: str | Path) -> dict:
             for name, source in (("pretrained", before), ("finetuned", after))
             if task in source["per_task"]
         }
-        paired = paired_outcomes(
-            _read_rows(run / "eval_pretrained/episodes.jsonl"),
-            _read_rows(run / "eval_finetuned/episodes.jsonl"),
-            task,
-        )
+        paired = paired_outcomes(before_rows, after_rows, task)
         if paired["episodes"]:
             per_task[task]["paired"] = paired
     wall = {
