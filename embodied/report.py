@@ -4,7 +4,8 @@ Built only from the artifacts of a pipeline run directory (never from Python obj
 it can be regenerated at any time: `report.md` (with PNG plots beside it) and `report.json`
 (`per_task` -> `pretrained` / `finetuned` success with Wilson intervals, and `paired`: on
 the seeds both evaluations ran, how many episodes RL turned into successes (`gained`) and
-into failures (`lost`); `wall_s` per stage).
+into failures (`lost`); `mean`: success averaged over the tasks, the figure benchmarks such as
+WMPO's quote; `wall_s` per stage).
 """
 
 import json
@@ -34,6 +35,18 @@ def paired_outcomes(before: list[dict], after: list[dict], task: str) -> dict:
     }
 
 
+def task_means(per_task: dict) -> dict | None:
+    """Success rate averaged over the tasks evaluated both before and after RL (each task
+    counts once, whatever its episode count), and the gain in points."""
+    both = [s for s in per_task.values() if "pretrained" in s and "finetuned" in s]
+    if not both:
+        return None
+    before = sum(s["pretrained"]["success_rate"] for s in both) / len(both)
+    after = sum(s["finetuned"]["success_rate"] for s in both) / len(both)
+    return {"tasks": len(both), "pretrained": before, "finetuned": after,
+            "gain_points": 100 * (after - before)}  # fmt: skip
+
+
 def build_report(run_dir: str | Path) -> dict:
     """Write report.md, report.json and plots/ into `run_dir`; return the JSON."""
     run = Path(run_dir)
@@ -60,6 +73,7 @@ def build_report(run_dir: str | Path) -> dict:
     curves = _read_rows(run / "finetune/metrics.jsonl")
     report = {
         "per_task": per_task,
+        "mean": task_means(per_task),
         "wall_s": wall,
         "total_wall_s": sum(v for v in wall.values() if v),
         "world_model": {
@@ -175,6 +189,12 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
     lines += ["| task | pretrained | RL-fine-tuned |", "|---|---|---|"]
     for task, s in report["per_task"].items():
         lines.append(f"| {task} | {_fmt(s.get('pretrained'))} | {_fmt(s.get('finetuned'))} |")
+    mean = report["mean"]
+    if mean and mean["tasks"] > 1:
+        lines.append(
+            f"| mean of {mean['tasks']} tasks | {mean['pretrained']:.1%} | "
+            f"{mean['finetuned']:.1%} ({mean['gain_points']:+.1f} points) |"
+        )
     lines += ["", "Success rate with its Wilson 95 % interval, on the same evaluation seeds.", ""]
     for task, s in report["per_task"].items():
         if "paired" in s:

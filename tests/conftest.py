@@ -34,6 +34,14 @@ def lerobot_fixture():
     return _fixture_root
 
 
+@pytest.fixture
+def weights():
+    """`weights(folder)` -> the tensors of the checkpoint folder's model.safetensors."""
+    from safetensors.torch import load_file
+
+    return lambda folder: load_file(Path(folder) / "model.safetensors")
+
+
 @pytest.fixture(scope="session")
 def recorded(tmp_path_factory):
     """A small multi-task dataset recorded by `collect`, with its config."""

@@ -112,3 +112,20 @@ def test_report_pairs_outcomes_on_the_shared_seeds():
     after = rows({1: False, 2: True, 3: True, 4: True, 5: True})  # seed 5 only after
     assert paired_outcomes(before, after, "lift") == {"episodes": 4, "gained": 2, "lost": 1}
     assert paired_outcomes(before, after, "door")["episodes"] == 0
+
+
+def test_report_means_success_over_the_tasks_evaluated_before_and_after():
+    from embodied.report import task_means
+
+    def rate(x):
+        return {"success_rate": x}
+
+    per_task = {
+        "lift": {"pretrained": rate(0.2), "finetuned": rate(0.5)},
+        "stack": {"pretrained": rate(0.0), "finetuned": rate(0.1)},
+        "door": {"pretrained": rate(0.9)},  # not evaluated after RL: left out of the mean
+    }
+    mean = task_means(per_task)
+    assert mean["tasks"] == 2 and mean["pretrained"] == pytest.approx(0.1)
+    assert mean["finetuned"] == pytest.approx(0.3) and mean["gain_points"] == pytest.approx(20)
+    assert task_means({}) is None

@@ -158,14 +158,12 @@ def _train(tmp_path, root, steps, out="run", policy=TINY, **extra):
     return train_policy(config)
 
 
-def test_resume_equals_uninterrupted_training(recorded, tmp_path):
-    from safetensors.torch import load_file
-
+def test_resume_equals_uninterrupted_training(recorded, tmp_path, weights):
     root, _ = recorded
     whole = _train(tmp_path, root, 6, out="whole")
     _train(tmp_path, root, 3, out="split")
     resumed = _train(tmp_path, root, 6, out="split")
-    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    a, b = weights(whole), weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     lines = (tmp_path / "split/metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [2, 3, 4, 6]  # 3 is the interrupted run's end

@@ -93,18 +93,12 @@ def _config(checkpoints, tmp_path, **extra) -> FinetuneConfig:
     return FinetuneConfig(**{**settings, **extra})
 
 
-def _weights(folder):
-    from safetensors.torch import load_file
-
-    return load_file(folder / "model.safetensors")
-
-
 @pytest.mark.parametrize("algo", ["grpo", "ppo"])
-def test_finetune_changes_the_policy_and_resumes_exactly(checkpoints, tmp_path, algo):
+def test_finetune_changes_the_policy_and_resumes_exactly(checkpoints, tmp_path, algo, weights):
     config = _config(checkpoints, tmp_path, iterations=3)
     config.algo.type = algo
     whole = finetune(config)
-    before, after = _weights(checkpoints[0]), _weights(whole)
+    before, after = weights(checkpoints[0]), weights(whole)
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert all(torch.isfinite(v).all() for v in after.values())
     rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
@@ -115,11 +109,13 @@ def test_finetune_changes_the_policy_and_resumes_exactly(checkpoints, tmp_path, 
     finetune(split)
     split.iterations = 3
     resumed = finetune(split)
-    a, b = _weights(whole), _weights(resumed)
+    a, b = weights(whole), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(checkpoints, tmp_path):
+def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
+    checkpoints, tmp_path, weights
+):
     from embodied.data.record import EPISODES_SIDECAR
     from embodied.rl.refresh import RefreshSettings
 
@@ -132,8 +128,8 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(checkpo
     assert json.loads(episodes[0])["task"] == "lift"
     state = json.loads((out / "checkpoints/0000003/training_state/world_model.json").read_text())
     assert state["path"] == str(out / "world_models/00002")
-    refreshed = _weights(out / "world_models/00002")
-    original = _weights(checkpoints[1])
+    refreshed = weights(out / "world_models/00002")
+    original = weights(checkpoints[1])
     assert any(not torch.equal(original[k], refreshed[k]) for k in original)
 
     split = _config(checkpoints, tmp_path / "split", iterations=2, refresh=refresh)
@@ -142,12 +138,12 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(checkpo
     split.iterations = 3
     resumed = finetune(split)
     assert not (tmp_path / "split/ft/world_models/00009").exists()
-    a, b = _weights(whole), _weights(resumed)
+    a, b = weights(whole), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.ray
-def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path):
+def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path, weights):
     import ray
 
     from embodied.rl import finetune as module
@@ -156,11 +152,11 @@ def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path):
     real_sample = module.Workers.sample
     killed = []
 
-    def sample_and_kill_once(self, weights, seeds, world_model_path):
+    def sample_and_kill_once(self, policy_weights, seeds, world_model_path):
         if not killed:
             killed.append(True)
             ray.kill(self.actors[0], no_restart=False)  # the actor dies; Ray restarts it
-        return real_sample(self, weights, seeds, world_model_path)
+        return real_sample(self, policy_weights, seeds, world_model_path)
 
     module.Workers.sample = sample_and_kill_once
     try:
@@ -170,7 +166,7 @@ def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path):
         ray.shutdown()
     rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2] and rows[0]["episodes"] == 16
-    assert all(torch.isfinite(v).all() for v in _weights(result).values())
+    assert all(torch.isfinite(v).all() for v in weights(result).values())
 
 
 def test_mismatched_inputs_fail_before_any_rollout(checkpoints, tmp_path, recorded):

@@ -233,14 +233,12 @@ def _train(tmp_path, root, steps, out="run", **extra):
     return train_world_model(config)
 
 
-def test_resume_equals_uninterrupted_training(recorded, tmp_path):
-    from safetensors.torch import load_file
-
+def test_resume_equals_uninterrupted_training(recorded, tmp_path, weights):
     root, _ = recorded
     whole = _train(tmp_path, root, 6, out="whole")
     _train(tmp_path, root, 3, out="split")
     resumed = _train(tmp_path, root, 6, out="split")
-    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    a, b = weights(whole), weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
