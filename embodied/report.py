@@ -4,11 +4,13 @@ Built only from the artifacts of a pipeline run directory (never from Python obj
 it can be regenerated at any time: `report.md` (with PNG plots beside it) and `report.json`
 (`per_task` -> `pretrained` / `finetuned` success with Wilson intervals, and `paired`: on
 the seeds both evaluations ran, how many episodes RL turned into successes (`gained`) and
-into failures (`lost`); `mean`: success averaged over the tasks, the figure benchmarks such as
-WMPO's quote; `wall_s` per stage).
+into failures (`lost`), and the exact sign test's `p_value` of that split; `mean`: success
+averaged over the tasks, the figure benchmarks such as WMPO's quote, with the paired counts
+pooled over the tasks; `wall_s` per stage).
 """
 
 import json
+from math import comb
 from pathlib import Path
 
 SUMMARY_KEYS = ("success_rate", "ci_low", "ci_high", "episodes")
@@ -28,11 +30,19 @@ def paired_outcomes(before: list[dict], after: list[dict], task: str) -> dict:
     first = {r["seed"]: r["success"] for r in before if r["task"] == task}
     second = {r["seed"]: r["success"] for r in after if r["task"] == task}
     seeds = sorted(set(first) & set(second))
-    return {
-        "episodes": len(seeds),
-        "gained": sum(second[s] and not first[s] for s in seeds),
-        "lost": sum(first[s] and not second[s] for s in seeds),
-    }
+    gained = sum(second[s] and not first[s] for s in seeds)
+    lost = sum(first[s] and not second[s] for s in seeds)
+    return {"episodes": len(seeds), "gained": gained, "lost": lost,
+            "p_value": sign_test(gained, lost)}  # fmt: skip
+
+
+def sign_test(gained: int, lost: int) -> float:
+    """Two-sided exact sign test (McNemar's) on the discordant seeds: the chance of a split
+    at least this uneven if RL changed nothing. Only the seeds whose outcome changed count."""
+    n, k = gained + lost, min(gained, lost)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
 
 
 def task_means(per_task: dict) -> dict | None:
@@ -43,8 +53,11 @@ def task_means(per_task: dict) -> dict | None:
         return None
     before = sum(s["pretrained"]["success_rate"] for s in both) / len(both)
     after = sum(s["finetuned"]["success_rate"] for s in both) / len(both)
+    gained = sum(s["paired"]["gained"] for s in both if "paired" in s)
+    lost = sum(s["paired"]["lost"] for s in both if "paired" in s)
+    paired = {"gained": gained, "lost": lost, "p_value": sign_test(gained, lost)}
     return {"tasks": len(both), "pretrained": before, "finetuned": after,
-            "gain_points": 100 * (after - before)}  # fmt: skip
+            "gain_points": 100 * (after - before), "paired": paired}  # fmt: skip
 
 
 def build_report(run_dir: str | Path) -> dict:
@@ -201,8 +214,15 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
             p = s["paired"]
             lines.append(
                 f"- {task}: of {p['episodes']} seeds, RL turned {p['gained']} failures into "
-                f"successes and {p['lost']} successes into failures."
+                f"successes and {p['lost']} successes into failures (sign test p = "
+                f"{p['p_value']:.2g})."
             )
+    if mean and mean["tasks"] > 1:
+        p = mean["paired"]
+        lines.append(
+            f"- all {mean['tasks']} tasks: {p['gained']} gained, {p['lost']} lost "
+            f"(sign test p = {p['p_value']:.2g})."
+        )
     lines.append("")
     wm = report["world_model"]
     if wm.get("psnr_h10") is not None:

@@ -99,7 +99,8 @@ def test_quickstart_config_runs_end_to_end(tmp_path):
 
     assert main(["pipeline", "configs/quickstart.yaml", f"--output_dir={tmp_path}/qs"]) == 0
     report = json.loads((tmp_path / "qs/report.json").read_text())
-    assert set(report["per_task"]) == {"lift", "lang_cubes"}
+    assert set(report["per_task"]) == {"lift"}
+    assert report["per_task"]["lift"]["paired"]["episodes"] == 30
 
 
 def test_report_pairs_outcomes_on_the_shared_seeds():
@@ -110,8 +111,19 @@ def test_report_pairs_outcomes_on_the_shared_seeds():
 
     before = rows({1: True, 2: False, 3: False, 4: True})
     after = rows({1: False, 2: True, 3: True, 4: True, 5: True})  # seed 5 only after
-    assert paired_outcomes(before, after, "lift") == {"episodes": 4, "gained": 2, "lost": 1}
+    paired = paired_outcomes(before, after, "lift")
+    assert paired == {"episodes": 4, "gained": 2, "lost": 1, "p_value": 1.0}
     assert paired_outcomes(before, after, "door")["episodes"] == 0
+
+
+def test_sign_test_by_hand():
+    from embodied.report import sign_test
+
+    # 8 gained, 5 lost: 2 * (C(13,0) + ... + C(13,5)) / 2^13 = 2 * 2380 / 8192
+    assert sign_test(8, 5) == pytest.approx(2 * 2380 / 8192)
+    assert sign_test(5, 8) == sign_test(8, 5)
+    assert sign_test(6, 0) == pytest.approx(2 / 64)  # every change went one way
+    assert sign_test(0, 0) == 1.0 and sign_test(3, 3) == 1.0
 
 
 def test_report_means_success_over_the_tasks_evaluated_before_and_after():
@@ -121,11 +133,21 @@ def test_report_means_success_over_the_tasks_evaluated_before_and_after():
         return {"success_rate": x}
 
     per_task = {
-        "lift": {"pretrained": rate(0.2), "finetuned": rate(0.5)},
-        "stack": {"pretrained": rate(0.0), "finetuned": rate(0.1)},
+        "lift": {
+            "pretrained": rate(0.2),
+            "finetuned": rate(0.5),
+            "paired": {"gained": 4, "lost": 1},
+        },
+        "stack": {
+            "pretrained": rate(0.0),
+            "finetuned": rate(0.1),
+            "paired": {"gained": 2, "lost": 0},
+        },
         "door": {"pretrained": rate(0.9)},  # not evaluated after RL: left out of the mean
     }
     mean = task_means(per_task)
     assert mean["tasks"] == 2 and mean["pretrained"] == pytest.approx(0.1)
     assert mean["finetuned"] == pytest.approx(0.3) and mean["gain_points"] == pytest.approx(20)
+    # pooled over lift and stack: 6 gained, 1 lost; 2 * (1 + 7) / 2^7
+    assert mean["paired"] == {"gained": 6, "lost": 1, "p_value": pytest.approx(16 / 128)}
     assert task_means({}) is None
