@@ -10,6 +10,11 @@ model imagines open-loop with the recorded actions, and is measured against the 
   imagined step (what RL rewards) and over the first step only;
 - action controllability: image error with each window's actions replaced by another
   window's, divided by the error with the true actions (> 1: the model reacts to actions);
+- whole episodes judged as RL judges them: each held-out episode imagined from its real
+  start with its recorded actions in `WorldModelEnv`, a success once the head passes the
+  threshold, against MuJoCo's label. This is the reward RL would get for real episodes: a
+  model with a fine per-step AUROC can still miss most successes here, and then GRPO finds
+  no group with mixed outcomes;
 - side-by-side videos (real | imagined, cameras stacked) of a few held-out episodes
   imagined open-loop from their first frame to their end.
 """
@@ -43,6 +48,8 @@ class EvalWorldModelConfig:
     stride: frames between window starts.
     videos: held-out episodes rendered side by side.
     batch_size: windows imagined at once.
+    success_threshold: success probability at which an imagined episode succeeds (as in
+        finetune).
     seed: seeds the action shuffle.
     json: where to write the figures (also written to output_dir/world_model_eval.json).
     output_dir: videos/ and the JSON go here; empty: next to the checkpoint.
@@ -55,6 +62,7 @@ class EvalWorldModelConfig:
     stride: int = 5
     videos: int = 2
     batch_size: int = 64
+    success_threshold: float = 0.5
     seed: int = 0
     json: str = ""
     output_dir: str = ""
@@ -93,6 +101,9 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     held_episodes = sorted(set(episode[held].tolist()))
     curves["videos"] = _videos(model, dataset, held_episodes[: config.videos], out / "videos")
     report = _summarize(curves, config, len(rows), held_episodes)
+    report["episode_success"] = _judge_episodes(
+        model, dataset, held_episodes, config.success_threshold
+    )
     text = json.dumps(report, indent=2)
     (out / "world_model_eval.json").write_text(text)
     if config.json:
@@ -197,6 +208,42 @@ def _summarize(curves: dict, config: EvalWorldModelConfig, windows: int, episode
     return report
 
 
+def _judge_episodes(model, dataset, episodes: list[int], threshold: float) -> dict | None:
+    """Replay whole episodes from their real start with their recorded actions, batched in
+    `WorldModelEnv` as RL imagines; compare its success judgement with MuJoCo's label."""
+    from embodied.rollouts import start_bank
+    from world_models.env import WorldModelEnv
+
+    if not model.config.success_head or SUCCESS not in dataset.arrays:
+        return None
+    index = np.asarray(dataset.arrays["episode_index"])
+    actions, labels = np.asarray(dataset.arrays[ACTION]), np.asarray(dataset.arrays[SUCCESS])
+    rows = [np.flatnonzero(index == e) for e in episodes]
+    lengths = np.array([len(r) for r in rows])
+    recorded = np.zeros((len(episodes), lengths.max(), actions.shape[1]), np.float32)
+    for i, r in enumerate(rows):
+        recorded[i, : len(r)] = actions[r]
+    bank = start_bank(dataset, model.config.context, list(model.config.image_keys), episodes)
+    env = WorldModelEnv(
+        model, bank, len(episodes), horizon=int(lengths.max()), success_threshold=threshold
+    )
+    env.reset(options={"starts": np.arange(len(episodes))})
+    judged = np.zeros(len(episodes), dtype=bool)
+    for t in range(lengths.max()):
+        _, reward, terminated, truncated, _ = env.step(recorded[:, t])
+        judged |= (reward > 0) & (t < lengths)  # past its end an episode has no actions
+        if (terminated | truncated).all():
+            break
+    true = np.array([labels[r].any() for r in rows])
+    return {
+        "episodes": len(episodes),
+        "successes": int(true.sum()),
+        "recall": float(judged[true].mean()) if true.any() else None,
+        "false_positive_rate": float(judged[~true].mean()) if (~true).any() else None,
+        "agreement": float((judged == true).mean()),
+    }
+
+
 def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
     """Whole held-out episodes imagined open-loop from their first frame: real | imagined."""
     import torch
@@ -246,6 +293,11 @@ def _print_table(report: dict) -> None:
     if r["success_auroc"] is not None:
         rows.append(("success AUROC (imagined steps)", f"{r['success_auroc']:.3f}", ""))
         rows.append(("success ECE", f"{r['success_calibration']['ece']:.3f}", ""))
+    judged = r["episode_success"]
+    for name in ("recall", "false_positive_rate"):
+        if judged and judged[name] is not None:
+            rows.append((f"whole episodes: success {name.replace('_', ' ')}",
+                         f"{judged[name]:.2f}", ""))  # fmt: skip
     print(f"\n{'metric':<34} {'model':>10} {'copy-last':>10}")
     for name, model, copy in rows:
         print(f"{name:<34} {model:>10} {copy:>10}")

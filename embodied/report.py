@@ -100,6 +100,7 @@ def build_report(run_dir: str | Path) -> dict:
                 "ssim_h10",
                 "ssim_copy_h10",
                 "state_error_h10",
+                "episode_success",
             )
         },  # fmt: skip
         "rl_curve": [
@@ -235,6 +236,11 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
         if wm.get("success_auroc") is not None:
             lines.append(f"| success-head AUROC | {wm['success_auroc']:.3f} |")
         lines.append(f"| shuffled-action error ratio | {wm['shuffled_action_penalty']:.2f} |")
+        judged = wm.get("episode_success") or {}
+        for name in ("recall", "false_positive_rate"):
+            if judged.get(name) is not None:
+                label = f"whole episodes replayed: success {name.replace('_', ' ')}"
+                lines.append(f"| {label} | {judged[name]:.2f} |")
         lines.append("")
     if report["rl_curve"]:
         last = report["rl_curve"][-1]

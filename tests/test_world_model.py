@@ -11,7 +11,7 @@ import torch
 from embodied.data.dataset import CachedDataset
 from embodied.data.source import DatasetConfig, DatasetError, open_metadata
 from embodied.train_world_model import window_deltas, world_model_config_for
-from embodied.types import ACTION, STATE, TASK
+from embodied.types import ACTION, STATE, SUCCESS, TASK
 from world_models.base import WorldModelCheckpointError
 from world_models.registry import FAMILIES, build, load_world_model
 
@@ -263,6 +263,24 @@ def test_eval_world_model_writes_the_figures(recorded, tmp_path):
         assert key in report
     assert len(report["curves"]["psnr"]) == 10 and report["held_out_episodes"] == [1, 3]
     assert (tmp_path / "eval" / "videos").is_dir() and report["shuffled_action_penalty"] > 0
+    judged = report["episode_success"]
+    assert judged["episodes"] == 2 and 0.0 <= judged["agreement"] <= 1.0
+
+
+def test_whole_episodes_are_judged_as_rl_judges_them(recorded, tmp_path):
+    from embodied.eval_world_model import _judge_episodes
+
+    root, _ = recorded
+    model = load_world_model(_train(tmp_path, root, 2))
+    dataset = CachedDataset.open(DatasetConfig(root=str(root)))
+    index, success = (np.asarray(dataset.arrays[k]) for k in ("episode_index", SUCCESS))
+    labels = [bool(success[index == e].any()) for e in range(4)]
+    assert any(labels)
+    # every probability passes a threshold of 0: all judged successes at the first step
+    always = _judge_episodes(model, dataset, [0, 1, 2, 3], threshold=0.0)
+    assert always["recall"] == 1.0 and always["agreement"] == pytest.approx(np.mean(labels))
+    never = _judge_episodes(model, dataset, [0, 1, 2, 3], threshold=1.0)
+    assert never["recall"] == 0.0 and never["successes"] == sum(labels)
 
 
 def test_any_lerobot_dataset_trains_and_unlabelled_data_is_refused(lerobot_fixture, tmp_path):
