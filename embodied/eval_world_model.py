@@ -101,7 +101,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     held_episodes = sorted(set(episode[held].tolist()))
     curves["videos"] = _videos(model, dataset, held_episodes[: config.videos], out / "videos")
     report = _summarize(curves, config, len(rows), held_episodes)
-    report["episode_success"] = _judge_episodes(
+    report["episode_success"] = judge_episodes(
         model, dataset, held_episodes, config.success_threshold
     )
     text = json.dumps(report, indent=2)
@@ -208,7 +208,7 @@ def _summarize(curves: dict, config: EvalWorldModelConfig, windows: int, episode
     return report
 
 
-def _judge_episodes(model, dataset, episodes: list[int], threshold: float) -> dict | None:
+def judge_episodes(model, dataset, episodes: list[int], threshold: float) -> dict | None:
     """Replay whole episodes from their real start with their recorded actions, batched in
     `WorldModelEnv` as RL imagines; compare its success judgement with MuJoCo's label."""
     from embodied.rollouts import start_bank

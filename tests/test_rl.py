@@ -124,6 +124,8 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
     out = tmp_path / "ft"
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows if "refresh_wm_loss" in r] == [0, 2]
+    # the refreshed model judges the original data's (all successful) episodes
+    assert all(0.0 <= r["refresh_wm_recall"] <= 1.0 for r in rows if "refresh_wm_loss" in r)
     episodes = (out / "refresh/00002" / EPISODES_SIDECAR).read_text().splitlines()
     assert json.loads(episodes[0])["task"] == "lift"
     state = json.loads((out / "checkpoints/0000003/training_state/world_model.json").read_text())

@@ -268,7 +268,7 @@ def test_eval_world_model_writes_the_figures(recorded, tmp_path):
 
 
 def test_whole_episodes_are_judged_as_rl_judges_them(recorded, tmp_path):
-    from embodied.eval_world_model import _judge_episodes
+    from embodied.eval_world_model import judge_episodes
 
     root, _ = recorded
     model = load_world_model(_train(tmp_path, root, 2))
@@ -277,9 +277,9 @@ def test_whole_episodes_are_judged_as_rl_judges_them(recorded, tmp_path):
     labels = [bool(success[index == e].any()) for e in range(4)]
     assert any(labels)
     # every probability passes a threshold of 0: all judged successes at the first step
-    always = _judge_episodes(model, dataset, [0, 1, 2, 3], threshold=0.0)
+    always = judge_episodes(model, dataset, [0, 1, 2, 3], threshold=0.0)
     assert always["recall"] == 1.0 and always["agreement"] == pytest.approx(np.mean(labels))
-    never = _judge_episodes(model, dataset, [0, 1, 2, 3], threshold=1.0)
+    never = judge_episodes(model, dataset, [0, 1, 2, 3], threshold=1.0)
     assert never["recall"] == 0.0 and never["successes"] == sum(labels)
 
 
