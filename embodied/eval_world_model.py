@@ -1,6 +1,7 @@
 """`embodied eval-world-model`: how faithful a world model is on held-out episodes.
 
-Windows of `horizon` steps start every `stride` frames of each held-out episode (every
+Windows of `horizon` model steps (each the model's `frame_stride` environment steps) start
+every `stride` frames of each held-out episode (every
 `holdout_every`-th, as in train-world-model). From each window's K real context frames the
 model imagines open-loop with the recorded actions, and is measured against the real frames:
 
@@ -44,7 +45,7 @@ class EvalWorldModelConfig:
     world_model: --world_model.path=CKPT.
     dataset: the dataset the model was trained on (its held-out episodes are used).
     holdout_every: which episodes are held out (index % n == n - 1); 0: every episode.
-    horizon: open-loop steps per window (>= 10 for the 10-step figure).
+    horizon: open-loop model steps per window (>= 10 for the 10-step figure).
     stride: frames between window starts.
     videos: held-out episodes rendered side by side.
     batch_size: windows imagined at once.
@@ -90,7 +91,9 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
         held[:] = True
     ends = np.asarray(dataset._end)
     rows = np.flatnonzero(
-        held & (frame % config.stride == 0) & (np.arange(len(frame)) + config.horizon < ends)
+        held
+        & (frame % config.stride == 0)
+        & (np.arange(len(frame)) + config.horizon * c.frame_stride < ends)
     )
     if len(rows) == 0:
         raise ValueError("no held-out window: record more episodes or lower --horizon")
@@ -101,6 +104,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     held_episodes = sorted(set(episode[held].tolist()))
     curves["videos"] = _videos(model, dataset, held_episodes[: config.videos], out / "videos")
     report = _summarize(curves, config, len(rows), held_episodes)
+    report["frame_stride"] = c.frame_stride
     report["episode_success"] = judge_episodes(
         model, dataset, held_episodes, config.success_threshold
     )
@@ -116,10 +120,16 @@ CURVES = ("psnr", "psnr_copy", "ssim", "ssim_copy", "state_err", "mse", "mse_shu
 
 
 def _imagine(model, batch: dict, actions, horizon: int) -> list:
-    """Open-loop predictions for `horizon` steps from the batch's K context frames."""
+    """Open-loop predictions for `horizon` model steps from the batch's K context frames;
+    `actions` (B, horizon * frame_stride, A)."""
     import torch
 
-    K = model.config.context
+    from world_models.base import per_model_step
+
+    K, stride = model.config.context, model.config.frame_stride
+    actions = per_model_step(actions, stride)
+    if stride == 1:
+        actions = actions[:, :, 0]
     context = {k: v[:, :K] if torch.is_tensor(v) and v.dim() >= 2 else v for k, v in batch.items()}
     with torch.no_grad():
         carry, predictions = model.start(context), []
@@ -133,6 +143,7 @@ def _open_loop(model, dataset, rows: np.ndarray, config: EvalWorldModelConfig) -
     """Per-horizon sums of every curve over the windows, then their means."""
     import torch
 
+    from world_models.base import per_model_step
     from world_models.metrics import psnr, ssim
 
     c, K, H = model.config, model.config.context, config.horizon
@@ -158,7 +169,8 @@ def _open_loop(model, dataset, rows: np.ndarray, config: EvalWorldModelConfig) -
             state_error = (true[h].state - batch["observation.state"][:, K + h]).norm(dim=1)
             sums["state_err"][h] += state_error.sum().item()
             if c.success_head:
-                labels = batch[SUCCESS][:, h].flatten().numpy().astype(bool)
+                labels = per_model_step(batch[SUCCESS], c.frame_stride)[:, h]
+                labels = labels.flatten(1).amax(1).numpy().astype(bool)
                 success.append((h, true[h].success.numpy(), labels))
         count += n
     curves = {name: (v / count).tolist() for name, v in sums.items()}
@@ -218,19 +230,19 @@ def judge_episodes(model, dataset, episodes: list[int], threshold: float) -> dic
         return None
     index = np.asarray(dataset.arrays["episode_index"])
     actions, labels = np.asarray(dataset.arrays[ACTION]), np.asarray(dataset.arrays[SUCCESS])
+    stride = model.config.frame_stride
     rows = [np.flatnonzero(index == e) for e in episodes]
     lengths = np.array([len(r) for r in rows])
-    recorded = np.zeros((len(episodes), lengths.max(), actions.shape[1]), np.float32)
+    padded = -(-lengths.max() // stride) * stride  # whole model steps
+    recorded = np.zeros((len(episodes), padded, actions.shape[1]), np.float32)
     for i, r in enumerate(rows):
         recorded[i, : len(r)] = actions[r]
-    bank = start_bank(dataset, model.config.context, list(model.config.image_keys), episodes)
-    env = WorldModelEnv(
-        model, bank, len(episodes), horizon=int(lengths.max()), success_threshold=threshold
-    )
+    bank = start_bank(dataset, model.config, episodes)
+    env = WorldModelEnv(model, bank, len(episodes), horizon=padded, success_threshold=threshold)
     env.reset(options={"starts": np.arange(len(episodes))})
     judged = np.zeros(len(episodes), dtype=bool)
-    for t in range(lengths.max()):
-        _, reward, terminated, truncated, _ = env.step(recorded[:, t])
+    for t in range(0, padded, stride):
+        _, reward, terminated, truncated, _ = env.step(recorded[:, t : t + stride])
         judged |= (reward > 0) & (t < lengths)  # past its end an episode has no actions
         if (terminated | truncated).all():
             break
@@ -251,14 +263,15 @@ def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
     from embodied.rollouts import start_bank
     from embodied.video import write_mp4
 
-    c = model.config
-    bank = start_bank(dataset, c.context, c.image_keys, episodes)
+    c, s = model.config, model.config.frame_stride
+    bank = start_bank(dataset, c, episodes)
     starts = np.asarray(dataset.meta.episodes["dataset_from_index"])
     ends = np.asarray(dataset.meta.episodes["dataset_to_index"])
     plain = dataset.with_deltas({})
     paths = []
     for i, ep in enumerate(episodes):
         real = plain.batch(np.arange(starts[ep], ends[ep]))
+        actions = real[ACTION][None] if s > 1 else real[ACTION][:, None]
         context = {
             k: torch.from_numpy(bank.images[k][i : i + 1]).movedim(-1, -3).float() / 255.0
             for k in c.image_keys
@@ -268,9 +281,9 @@ def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
         frames = []
         with torch.no_grad():
             carry = model.start(context)
-            for t in range(len(real["task"]) - 1):
-                carry, pred = model.step(carry, real[ACTION][t : t + 1])
-                left = torch.cat([real[k][t + 1] for k in c.image_keys], dim=1)
+            for t in range(0, len(real["task"]) - s, s):  # step t+1 .. t+s: frame t+s
+                carry, pred = model.step(carry, actions[:, t : t + s] if s > 1 else actions[t])
+                left = torch.cat([real[k][t + s] for k in c.image_keys], dim=1)
                 right = torch.cat([pred.images[k][0] for k in c.image_keys], dim=1)
                 pair = torch.cat([left, right], dim=2)
                 frames.append((pair.permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy())
@@ -284,10 +297,10 @@ def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
 def _print_table(report: dict) -> None:
     r = report
     rows = [
-        ("PSNR dB, 10 steps ahead", f"{r['psnr_h10']:.2f}", f"{r['psnr_copy_h10']:.2f}"),
-        ("SSIM, 10 steps ahead", f"{r['ssim_h10']:.3f}", f"{r['ssim_copy_h10']:.3f}"),
+        ("PSNR dB, 10 model steps ahead", f"{r['psnr_h10']:.2f}", f"{r['psnr_copy_h10']:.2f}"),
+        ("SSIM, 10 model steps ahead", f"{r['ssim_h10']:.3f}", f"{r['ssim_copy_h10']:.3f}"),
         ("PSNR gain (dB)", f"{r['psnr_gain_db_h10']:.2f}", ""),
-        ("state error, 10 steps ahead", f"{r['state_error_h10']:.4f}", ""),
+        ("state error, 10 model steps ahead", f"{r['state_error_h10']:.4f}", ""),
         ("shuffled-action error ratio", f"{r['shuffled_action_penalty']:.2f}", ""),
     ]
     if r["success_auroc"] is not None:

@@ -108,15 +108,16 @@ def policy_batch(obs: dict, image_keys: list[str]) -> dict:
     return batch
 
 
-def start_bank(dataset: Any, context: int, image_keys: list[str], episodes=None) -> Any:
-    """The first frame of each episode (of `episodes`, all by default) with K frames of
-    context (the first frame repeated, as LeRobot pads history), state and instruction."""
+def start_bank(dataset: Any, config: Any, episodes=None) -> Any:
+    """The first frame of each episode (of `episodes`, all by default) with the K frames of
+    context a world model with this `config` reads (the first frame repeated, as LeRobot
+    pads history), state and instruction."""
     import torch
 
     from world_models.env import StartBank
 
-    meta = dataset.meta
-    history = [(i - context + 1) / meta.fps for i in range(context)]
+    meta, context, image_keys = dataset.meta, config.context, list(config.image_keys)
+    history = [(i - context + 1) * config.frame_stride / meta.fps for i in range(context)]
     view = dataset.with_deltas({k: history for k in [*image_keys, STATE]})
     starts = np.asarray(meta.episodes["dataset_from_index"])
     if episodes is not None:

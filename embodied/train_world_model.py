@@ -80,11 +80,12 @@ def world_model_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] =
 
 
 def window_deltas(config: Any, fps: float, horizon: int | None = None) -> dict[str, list[float]]:
-    """Offsets of a window: K context frames and H future frames, H actions/labels; H is the
-    model's training horizon unless `horizon` is given (evaluation windows)."""
-    K, H = config.context, horizon or config.train_horizon
-    frames = [(i - K + 1) / fps for i in range(K + H)]
-    steps = [i / fps for i in range(H)]
+    """Offsets of a window: K context frames and H future frames, `frame_stride` (s) steps
+    apart, and the H * s actions/labels between them; H is the model's training horizon
+    unless `horizon` is given (evaluation windows)."""
+    K, H, s = config.context, horizon or config.train_horizon, config.frame_stride
+    frames = [(i - K + 1) * s / fps for i in range(K + H)]
+    steps = [i / fps for i in range(H * s)]
     deltas = {**{k: frames for k in [*config.image_keys, STATE]}, ACTION: steps}
     if config.success_head:
         deltas.update({SUCCESS: steps, DONE: steps})

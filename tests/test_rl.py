@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from embodied.config import ConfigError
 from embodied.data.source import DatasetConfig
 from embodied.eval_world_model import WorldModelRef
 from embodied.evaluate import PolicyRef
@@ -104,6 +105,8 @@ def test_finetune_changes_the_policy_and_resumes_exactly(checkpoints, tmp_path, 
     rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2, 3]
     assert {"wm_success", "time_rollout_s", "time_learn_s", "time_sync_s"} <= set(rows[0])
+    by_instruction = rows[0]["wm_success_by_instruction"]
+    assert by_instruction and all(0.0 <= v <= 1.0 for v in by_instruction.values())
     split = _config(checkpoints, tmp_path / "split", iterations=2)
     split.algo.type = algo
     finetune(split)
@@ -176,30 +179,33 @@ def test_mismatched_inputs_fail_before_any_rollout(checkpoints, tmp_path, record
     from world_models.registry import load_world_model
 
     root, _ = recorded
-    no_head = train_world_model(
-        TrainWorldModelConfig(
-            dataset=DatasetConfig(root=str(root)),
-            output_dir=str(tmp_path / "nh"),
-            world_model={**WORLD_MODEL, "success_head": False},
-            steps=1,
-            batch_size=2,
-        )  # fmt: skip
-    )
-    assert not load_world_model(no_head).config.success_head
+
+    def world_model(name: str, cameras=None, **settings) -> WorldModelRef:
+        return WorldModelRef(
+            str(
+                train_world_model(
+                    TrainWorldModelConfig(
+                        dataset=DatasetConfig(root=str(root)),
+                        output_dir=str(tmp_path / name),
+                        world_model={**WORLD_MODEL, **settings},
+                        cameras=cameras or (),
+                        steps=1,
+                        batch_size=2,
+                    )
+                )
+            )
+        )
+
+    no_head = world_model("nh", success_head=False)
+    assert not load_world_model(no_head.path).config.success_head
     with pytest.raises(ValueError, match="no success head"):
-        finetune(_config(checkpoints, tmp_path, world_model=WorldModelRef(str(no_head))))
-    one_camera = train_world_model(
-        TrainWorldModelConfig(
-            dataset=DatasetConfig(root=str(root)),
-            output_dir=str(tmp_path / "oc"),
-            world_model=dict(WORLD_MODEL),
-            cameras=("wrist",),
-            steps=1,
-            batch_size=2,
-        )  # fmt: skip
-    )
+        finetune(_config(checkpoints, tmp_path, world_model=no_head))
+    one_camera = world_model("oc", cameras=("wrist",))
     with pytest.raises(ValueError, match="does not predict"):
-        finetune(_config(checkpoints, tmp_path, world_model=WorldModelRef(str(one_camera))))
+        finetune(_config(checkpoints, tmp_path, world_model=one_camera))
+    strided = world_model("st", frame_stride=3)
+    with pytest.raises(ConfigError, match="executes 4 actions.*steps 3 at a time"):
+        finetune(_config(checkpoints, tmp_path, world_model=strided, n_action_steps=4))
     with pytest.raises(ConnectionError, match="cannot reach"):
         finetune(
             _config(checkpoints, tmp_path, ray=RaySettings(num_workers=2, address="127.0.0.1:1"))

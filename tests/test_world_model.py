@@ -121,7 +121,7 @@ def wm_env(family):
     from world_models.env import WorldModelEnv
 
     model, dataset, _ = family
-    bank = start_bank(dataset, model.config.context, model.config.image_keys)
+    bank = start_bank(dataset, model.config)
     # an untrained model judges at random: a threshold above 1 keeps episodes running
     return WorldModelEnv(model, bank, num_envs=3, horizon=5, success_threshold=1.1), bank, dataset
 
@@ -216,13 +216,13 @@ def test_env_refuses_bad_starts_and_actions(wm_env):
 # --- training and evaluation commands -------------------------------------------------------
 
 
-def _train(tmp_path, root, steps, out="run", **extra):
+def _train(tmp_path, root, steps, out="run", frame_stride=1, **extra):
     from embodied.train_world_model import TrainWorldModelConfig, train_world_model
 
     config = TrainWorldModelConfig(
         dataset=DatasetConfig(root=str(root)),
         output_dir=str(tmp_path / out),
-        world_model=dict(TINY),
+        world_model={**TINY, "frame_stride": frame_stride},
         holdout_every=2,
         steps=steps,
         batch_size=4,
@@ -281,6 +281,53 @@ def test_whole_episodes_are_judged_as_rl_judges_them(recorded, tmp_path):
     assert always["recall"] == 1.0 and always["agreement"] == pytest.approx(np.mean(labels))
     never = judge_episodes(model, dataset, [0, 1, 2, 3], threshold=1.0)
     assert never["recall"] == 0.0 and never["successes"] == sum(labels)
+
+
+def test_a_strided_model_imagines_whole_chunks(recorded, tmp_path):
+    """frame_stride=5: windows hold frames 5 steps apart and the 5 actions between them;
+    the environment feeds chunks 5 actions at a time and counts environment steps."""
+    from embodied.eval_world_model import (
+        EvalWorldModelConfig,
+        WorldModelRef,
+        evaluate_world_model,
+        judge_episodes,
+    )
+    from embodied.rollouts import start_bank
+    from world_models.env import WorldModelEnv
+
+    root, _ = recorded
+    checkpoint = _train(tmp_path, root, 2, frame_stride=5)
+    model = load_world_model(checkpoint)
+    assert model.config.frame_stride == 5
+    deltas = window_deltas(model.config, 10.0)
+    assert deltas[model.config.image_keys[0]][:3] == [-0.5, 0.0, 0.5]
+    assert len(deltas[ACTION]) == 5 * model.config.train_horizon
+    dataset = CachedDataset.open(DatasetConfig(root=str(root)))
+    env = WorldModelEnv(model, start_bank(dataset, model.config), num_envs=2, horizon=12,
+                        success_threshold=1.1)  # fmt: skip
+    env.reset(seed=0)
+    chunk = np.zeros((2, 10, 7), dtype=np.float32)
+    _, _, _, truncated, info = env.step(chunk)
+    assert info["steps"].tolist() == [10, 10] and not truncated.any()
+    _, _, _, truncated, info = env.step(chunk)
+    assert info["steps"].tolist() == [15, 15] and truncated.all()  # horizon 12, whole steps
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"steps 5 actions at a time.*chunk of 3"):
+        env.step(chunk[:, :3])
+    with pytest.raises(ValueError, match=r"\(B, 5, 7\).*frame_stride=5"):
+        model.check_action(torch.zeros(2, 7))  # what step() checks first
+    always = judge_episodes(model, dataset, [0, 1], threshold=0.0)
+    assert always["recall"] in (1.0, None) and always["false_positive_rate"] in (1.0, None)
+    config = EvalWorldModelConfig(
+        world_model=WorldModelRef(str(checkpoint)),
+        dataset=DatasetConfig(root=str(root)),
+        holdout_every=2,
+        horizon=10,
+        videos=1,
+        output_dir=str(tmp_path / "eval"),
+    )
+    report = evaluate_world_model(config)
+    assert len(report["curves"]["psnr"]) == 10 and report["frame_stride"] == 5
 
 
 def test_any_lerobot_dataset_trains_and_unlabelled_data_is_refused(lerobot_fixture, tmp_path):

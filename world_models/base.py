@@ -8,12 +8,17 @@ the batched environment, metrics) use only this interface:
     model.start(context) -> carry                     K context frames -> recurrent carry
     model.step(carry, action) -> (carry, Prediction)  one imagined step
 
-Shapes (B batch, K context frames, H future steps, S state dim, A action dim):
+A model step spans `frame_stride` (s) environment steps: the model takes s actions at once
+and predicts the frame s steps later. Frames in windows and contexts are s steps apart.
+
+Shapes (B batch, K context frames, H future model steps, S state dim, A action dim):
     training batch: `observation.images.<cam>` (B, K+H, 3, h, w) float in [0, 1],
-        `observation.state` (B, K+H, S), `action` (B, H, A), `next.success` and `next.done`
-        (B, H, 1), each with `<key>_is_pad` (B, T), and `task` (B strings). Frame K-1 is
-        "now"; action i moves frame K-1+i to frame K+i, whose labels are next.*[i].
+        `observation.state` (B, K+H, S), `action` (B, H*s, A), `next.success` and
+        `next.done` (B, H*s, 1), each with `<key>_is_pad` (B, T), and `task` (B strings).
+        Frame K-1 is "now"; actions i*s .. i*s+s-1 move frame K-1+i to frame K+i, whose
+        labels are those actions' next.* (any success among them counts).
     context: the same image and state keys with T = K only, and `task`.
+    step action: (B, A) when s is 1, else (B, s, A).
     Prediction: images (B, 3, h, w) per camera in [0, 1], state (B, S), success and done
         probabilities (B,).
 
@@ -50,7 +55,11 @@ class WorldModelConfig:
         image_size: square frame side in pixels (set from the dataset).
         state_dim, action_dim: sizes of observation.state and action (set from the dataset).
         context: K, frames the model reads before imagining.
-        train_horizon: H, steps unrolled open-loop in each training window.
+        train_horizon: H, model steps unrolled open-loop in each training window.
+        frame_stride: s, environment steps per model step. An imagined episode of T steps
+            is T / s predictions, so errors compound over s times fewer of them: with 1,
+            the CPU benchmark's model blurred the arm within 20 of a 250-step episode.
+            The policy's executed chunk (n_action_steps) must be a multiple of it.
         success_head: train the success head (needs `next.success` in the dataset).
         lr, weight_decay: AdamW settings.
         stats: mean/std of state and action (set from the dataset; stored in the weights).
@@ -63,6 +72,7 @@ class WorldModelConfig:
     action_dim: int = 0
     context: int = 2
     train_horizon: int = 6
+    frame_stride: int = 1
     success_head: bool = True
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -93,6 +103,8 @@ class WorldModel(nn.Module):
             raise ValueError(
                 "a world model needs image_keys, state_dim and action_dim (set them from a dataset)"
             )
+        if config.frame_stride < 1:
+            raise ValueError(f"frame_stride must be at least 1, got {config.frame_stride}")
         self.config = config
         for key, dim in ((STATE, config.state_dim), (ACTION, config.action_dim)):
             stats = config.stats.get(key, {})
@@ -117,7 +129,7 @@ class WorldModel(nn.Module):
         raise NotImplementedError("start(context) -> carry")
 
     def step(self, carry: Any, action: Tensor) -> tuple[Any, Prediction]:
-        raise NotImplementedError("step(carry, action (B, A)) -> (carry, Prediction)")
+        raise NotImplementedError("step(carry, action) -> (carry, Prediction)")
 
     def check_context(self, context: dict) -> None:
         """Fail with a clear message on frames or states the model was not trained for."""
@@ -136,11 +148,25 @@ class WorldModel(nn.Module):
             )
 
     def check_action(self, action: Tensor) -> None:
+        """One model step's actions: (B, A) when frame_stride is 1, else (B, s, A)."""
         if action.shape[-1] != self.config.action_dim:
             raise ValueError(
                 f"actions have {action.shape[-1]} dims; this world model was trained on "
                 f"{self.config.action_dim}-D actions"
             )
+        s = self.config.frame_stride
+        expected = (s, self.config.action_dim) if s > 1 else (self.config.action_dim,)
+        if tuple(action.shape[1:]) != expected:
+            raise ValueError(
+                f"one step of this world model takes actions of shape (B, "
+                f"{', '.join(map(str, expected))}) (frame_stride={s}); got {tuple(action.shape)}"
+            )
+
+    def step_actions(self, action: Tensor) -> Tensor:
+        """Normalized actions of model steps, flattened per step: (..., s, A) or (..., A)
+        when s is 1 -> (..., s * A)."""
+        x = self.normalize(ACTION, action)
+        return x.flatten(-2) if self.config.frame_stride > 1 else x
 
     def save_pretrained(self, folder: str | Path) -> None:
         from safetensors.torch import save_file
@@ -149,6 +175,11 @@ class WorldModel(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_json(), indent=2))
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, folder / WEIGHTS_FILE)
+
+
+def per_model_step(x: Tensor, stride: int) -> Tensor:
+    """Per environment step (B, H*s, ...) -> per model step (B, H, s, ...)."""
+    return x.reshape(x.shape[0], -1, stride, *x.shape[2:])
 
 
 def read_config(folder: Path, families: dict[str, type[WorldModel]]) -> WorldModelConfig:

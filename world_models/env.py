@@ -131,7 +131,8 @@ class WorldModelEnv:
 
     @torch.no_grad()
     def step(self, actions: np.ndarray):
-        """Advance every unfinished episode by one action (B, A) or a chunk (B, n, A).
+        """Advance every unfinished episode by one action (B, A) or a chunk (B, n, A); n
+        must be a multiple of the model's `frame_stride`, whose steps it is fed in.
 
         Returns (obs, reward (B,), terminated (B,), truncated (B,), info) where reward is 1
         on the step an episode is judged successful, the flags stay set once an episode has
@@ -148,7 +149,16 @@ class WorldModelEnv:
             raise ValueError(
                 f"actions must be (B={self.num_envs}, A) or (B, n, A); got {actions.shape}"
             )
-        self.model.check_action(torch.from_numpy(actions))
+        stride = self.model.config.frame_stride
+        if actions.shape[1] % stride:
+            raise ValueError(
+                f"this world model steps {stride} actions at a time (frame_stride); "
+                f"got a chunk of {actions.shape[1]}"
+            )
+        actions = actions.reshape(self.num_envs, -1, stride, actions.shape[-1])
+        if stride == 1:
+            actions = actions[:, :, 0]
+        self.model.check_action(torch.from_numpy(actions[:, 0]))
         reward = np.zeros(self.num_envs, dtype=np.float32)
         terminated, truncated = self._terminated, self._truncated
         success = np.zeros(self.num_envs, dtype=np.float32)
@@ -166,7 +176,7 @@ class WorldModelEnv:
                 frame = (img.movedim(-3, -1) * 255.0).round().clamp(0, 255).to(torch.uint8)
                 self._obs[k][active] = frame.cpu().numpy()[active]
             self._obs[STATE][active] = pred.state.cpu().numpy()[active]
-            self.steps[active] += 1
+            self.steps[active] += stride
             won = active & (success > self.threshold)
             reward[won] = 1.0
             terminated |= won

@@ -172,6 +172,11 @@ def finetune(config: FinetuneConfig) -> Path:
     n = config.n_action_steps or policy.config.n_action_steps
     if not 1 <= n <= policy.config.chunk_size:
         raise ConfigError(f"--n_action_steps={n}: the policy predicts {policy.config.chunk_size}")
+    if n % world_model.config.frame_stride:
+        raise ConfigError(
+            f"the policy executes {n} actions per chunk; the world model steps "
+            f"{world_model.config.frame_stride} at a time (frame_stride): use a multiple"
+        )
     learner = Learner(config, policy, pre, post, n)
     workers = Workers(config, n)
     try:
@@ -317,11 +322,15 @@ class Learner:
         stats = self._update(batches, iteration)
         learn = time.perf_counter() - tick
         success = np.concatenate([b["success"] for b in batches])
+        instructions = np.concatenate([b["task"] for b in batches])
         decisions = sum(int(b["alive"].sum()) for b in batches)
         steps = int(sum(b["steps"].sum() for b in batches))
         return {
             "iteration": iteration + 1,
             "wm_success": float(success.mean()),
+            "wm_success_by_instruction": {
+                str(t): float(success[instructions == t].mean()) for t in np.unique(instructions)
+            },
             "episodes": len(success),
             "decisions": decisions,
             "imagined_steps": steps,
@@ -493,7 +502,13 @@ class Learner:
                 output_dir=str(folder),
             )
         )
-        return {"mujoco_success": summary["success_rate"], "mujoco_episodes": summary["episodes"]}
+        return {
+            "mujoco_success": summary["success_rate"],
+            "mujoco_episodes": summary["episodes"],
+            "mujoco_success_by_task": {
+                task: s["success_rate"] for task, s in summary["per_task"].items()
+            },
+        }
 
     def _refresh(self, iteration: int) -> dict:
         """Record the policy's MuJoCo episodes and fine-tune the world model on them (and on

@@ -61,9 +61,7 @@ class RolloutWorker:
         self.policy.eval()
         model = load_world_model(spec.world_model_path)
         self.world_model_path = str(spec.world_model_path)
-        bank = start_bank(
-            CachedDataset.open(spec.dataset), model.config.context, list(model.config.image_keys)
-        )
+        bank = start_bank(CachedDataset.open(spec.dataset), model.config)
         self.env = WorldModelEnv(
             model,
             bank,

@@ -35,7 +35,7 @@ from embodied.types import (
     TASK,
     byte_tokens,
 )
-from world_models.base import Prediction, WorldModel
+from world_models.base import Prediction, WorldModel, per_model_step
 from world_models.latent_conv.configuration_latent_conv import LatentConvConfig
 
 
@@ -123,7 +123,7 @@ class LatentConvWorldModel(WorldModel):
         self.text = TextEmbedding(c.text_dim, c.max_text_len)
         width, cond = c.dynamics_width, c.dynamics_width
         self.cond = nn.Sequential(
-            nn.Linear(c.state_dim + c.action_dim + c.text_dim, cond),
+            nn.Linear(c.state_dim + c.frame_stride * c.action_dim + c.text_dim, cond),
             nn.SiLU(),
             nn.Linear(cond, cond),
         )
@@ -189,7 +189,8 @@ class LatentConvWorldModel(WorldModel):
         return self.config.image_size, self.config.image_size
 
     def dynamics(self, history: Tensor, state: Tensor, action: Tensor, text: Tensor):
-        """(B, K, Z, h, w) latents, normalized state (B, S) and action (B, A), text (B, E) ->
+        """(B, K, Z, h, w) latents, normalized state (B, S), one model step's normalized
+        actions (B, s * A), text (B, E) ->
         next latent (B, Z, h, w) and next normalized state (B, S)."""
         cond = self.cond(torch.cat([state, action, text], dim=-1))
         x = self.inp(history.flatten(1, 2))
@@ -211,7 +212,9 @@ class LatentConvWorldModel(WorldModel):
         frames = {k: batch[k] for k in c.image_keys}  # (B, K+H, 3, h, w)
         z_all = self.encode(frames)  # (B, K+H, Z, h, w)
         state = self.normalize(STATE, batch[STATE])
-        action = self.normalize(ACTION, batch[ACTION])
+        per_step = {k: per_model_step(batch[k], c.frame_stride) for k in (ACTION, SUCCESS, DONE)
+                    if k in batch}  # fmt: skip
+        action = self.normalize(ACTION, per_step[ACTION]).flatten(-2)  # (B, H, s * A)
         text = self.text(list(batch[TASK]))
         valid = ~batch[c.image_keys[0] + PAD_SUFFIX][:, K:]  # (B, H) future frame exists
         weight = valid.to(z_all.dtype)
@@ -236,8 +239,11 @@ class LatentConvWorldModel(WorldModel):
             latent_loss = latent_loss + ((z_next - z_true).pow(2).mean((1, 2, 3)) * w).sum() / count
             state_loss = state_loss + ((s - state[:, K + i]).pow(2).mean(1) * w).sum() / count
             if c.success_head:
-                judge_loss = judge_loss + self._judge_loss(batch, i, z_next, s, text, w, count)
-                teacher = self._judge_loss(batch, i, z_true, state[:, K + i], text, w, count)
+                labels = torch.stack(
+                    [per_step[k][:, i].flatten(1).amax(1) for k in (SUCCESS, DONE)], -1
+                )
+                judge_loss = judge_loss + self._judge_loss(labels, z_next, s, text, w, count)
+                teacher = self._judge_loss(labels, z_true, state[:, K + i], text, w, count)
                 judge_loss = judge_loss + teacher
             history = torch.cat([history[:, 1:], z_next[:, None]], dim=1)
         loss = (
@@ -258,10 +264,10 @@ class LatentConvWorldModel(WorldModel):
         }
         return loss, info
 
-    def _judge_loss(self, batch, i, z, state, text, w, count) -> Tensor:
+    def _judge_loss(self, labels, z, state, text, w, count) -> Tensor:
+        """labels (B, 2): success and episode end within the step."""
         logits = self.judge_logits(z, state, text)
-        target = torch.stack([batch[SUCCESS][:, i], batch[DONE][:, i]], dim=-1).float().flatten(1)
-        err = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+        err = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none").sum(-1)
         return (err * w).sum() / count
 
     # --- imagination --------------------------------------------------------------------
@@ -278,9 +284,7 @@ class LatentConvWorldModel(WorldModel):
     def step(self, carry: dict, action: Tensor) -> tuple[dict, Prediction]:
         self.check_action(action)
         history, text = carry["history"], carry["text"]
-        z_next, s_next = self.dynamics(
-            history, carry["state"], self.normalize(ACTION, action), text
-        )
+        z_next, s_next = self.dynamics(history, carry["state"], self.step_actions(action), text)
         success, done = torch.sigmoid(self.judge_logits(z_next, s_next, text)).unbind(-1)
         images, _ = self.decode(z_next, carry["frames"], z_next - history[:, -1])
         carry = {
