@@ -125,6 +125,18 @@ def _build(config: TrainWorldModelConfig, resume: Path | None) -> Trainable:
         model.parameters(), lr=model.config.lr, weight_decay=model.config.weight_decay
     )
 
+    scheduler = None
+    if model.config.final_lr_fraction != 1.0:
+        from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
+
+        lr = model.config.lr
+        scheduler = CosineDecayWithWarmupSchedulerConfig(
+            num_warmup_steps=0,
+            num_decay_steps=config.steps,
+            peak_lr=lr,
+            decay_lr=lr * model.config.final_lr_fraction,
+        ).build(optimizer, config.steps)
+
     def batch(rows: np.ndarray) -> dict:
         raw = dataset.batch(train_rows[rows])
         return {k: v.to(config.device) if torch.is_tensor(v) else v for k, v in raw.items()}
@@ -132,7 +144,7 @@ def _build(config: TrainWorldModelConfig, resume: Path | None) -> Trainable:
     return Trainable(
         model=model,
         optimizer=optimizer,
-        scheduler=None,
+        scheduler=scheduler,
         n_samples=len(train_rows),
         batch=batch,
         save=model.save_pretrained,

@@ -216,13 +216,13 @@ def test_env_refuses_bad_starts_and_actions(wm_env):
 # --- training and evaluation commands -------------------------------------------------------
 
 
-def _train(tmp_path, root, steps, out="run", frame_stride=1, **extra):
+def _train(tmp_path, root, steps, out="run", model=None, **extra):
     from embodied.train_world_model import TrainWorldModelConfig, train_world_model
 
     config = TrainWorldModelConfig(
         dataset=DatasetConfig(root=str(root)),
         output_dir=str(tmp_path / out),
-        world_model={**TINY, "frame_stride": frame_stride},
+        world_model={**TINY, **(model or {})},
         holdout_every=2,
         steps=steps,
         batch_size=4,
@@ -234,12 +234,19 @@ def _train(tmp_path, root, steps, out="run", frame_stride=1, **extra):
 
 
 def test_resume_equals_uninterrupted_training(recorded, tmp_path, weights):
+    """Also with the learning rate decaying, whose schedule must resume where it was."""
     root, _ = recorded
-    whole = _train(tmp_path, root, 6, out="whole")
-    _train(tmp_path, root, 3, out="split")
-    resumed = _train(tmp_path, root, 6, out="split")
+    constant = _train(tmp_path, root, 6, out="constant")
+    decay = {"final_lr_fraction": 0.1}
+    whole = _train(tmp_path, root, 6, out="whole", model=decay)
+    split = tmp_path / "split"  # the same run, interrupted after its step-3 checkpoint
+    shutil.copytree(tmp_path / "whole", split)
+    shutil.rmtree(split / "checkpoints/0000006")
+    (split / "checkpoints/last.json").write_text(json.dumps({"dir": "0000003"}))
+    resumed = _train(tmp_path, root, 6, out="split", model=decay)
     a, b = weights(whole), weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], v) for k, v in weights(constant).items())
 
 
 def test_eval_world_model_writes_the_figures(recorded, tmp_path):
@@ -296,7 +303,7 @@ def test_a_strided_model_imagines_whole_chunks(recorded, tmp_path):
     from world_models.env import WorldModelEnv
 
     root, _ = recorded
-    checkpoint = _train(tmp_path, root, 2, frame_stride=5)
+    checkpoint = _train(tmp_path, root, 2, model={"frame_stride": 5})
     model = load_world_model(checkpoint)
     assert model.config.frame_stride == 5
     deltas = window_deltas(model.config, 10.0)

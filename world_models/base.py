@@ -62,6 +62,8 @@ class WorldModelConfig:
             The policy's executed chunk (n_action_steps) must be a multiple of it.
         success_head: train the success head (needs `next.success` in the dataset).
         lr, weight_decay: AdamW settings.
+        final_lr_fraction: the learning rate decays (cosine) from lr to lr x this over the
+            training run; 1 keeps it constant. A refresh fine-tunes at the final rate.
         stats: mean/std of state and action (set from the dataset; stored in the weights).
     """
 
@@ -76,6 +78,7 @@ class WorldModelConfig:
     success_head: bool = True
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    final_lr_fraction: float = 1.0
     stats: dict = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:

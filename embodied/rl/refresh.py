@@ -43,7 +43,7 @@ class RefreshSettings:
         success head pessimistic: replaying 18 real successful expert episodes in the
         benchmark's world model, it recognised 13 before such a refresh, 6 after it, and 18
         after a refresh weighted by share (which also judged 2 of 9 failures successes).
-    lr: world-model learning rate (0: the one it was trained with).
+    lr: world-model learning rate (0: the one its training ended with).
     """
 
     every: int = 0
@@ -157,7 +157,7 @@ def refresh_world_model(
     share = settings.new_fraction or sizes.sum() / (sizes.sum() + len(base_rows))
     optimizer = torch.optim.AdamW(
         model.parameters(),
-        lr=settings.lr or model.config.lr,
+        lr=settings.lr or model.config.lr * model.config.final_lr_fraction,
         weight_decay=model.config.weight_decay,
     )
     keys = [*deltas, *(k + PAD_SUFFIX for k in deltas), TASK]

@@ -74,7 +74,8 @@ class RolloutWorker:
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         import torch
 
-        self.policy.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+        # Ray hands the arrays over read-only; torch.tensor copies them
+        self.policy.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
 
     def use_world_model(self, path: str) -> None:
         """Imagine with the world model at `path` from now on (after a refresh)."""
