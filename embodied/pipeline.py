@@ -103,6 +103,9 @@ def _stages(config: PipelineConfig) -> list[Stage]:
                 world_model=WorldModelRef(str(world_model_path)),
                 dataset=dataset,
                 output_dir=str(out / "world_model_eval"),
+                policy=PolicyRef(str(policy_path)),  # imagined as RL will imagine it
+                policy_horizon=config.finetune.horizon,
+                policy_temperature=config.finetune.algo.temperature,
             ),
             out / "world_model_eval",
             evaluate_world_model,

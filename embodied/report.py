@@ -101,6 +101,8 @@ def build_report(run_dir: str | Path) -> dict:
                 "ssim_copy_h10",
                 "state_error_h10",
                 "episode_success",
+                "frame_stride",
+                "policy_imagined",
             )
         },  # fmt: skip
         "rl_curve": [
@@ -243,6 +245,12 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
             if judged.get(name) is not None:
                 label = f"whole episodes replayed: success {name.replace('_', ' ')}"
                 lines.append(f"| {label} | {judged[name]:.2f} |")
+        imagined = wm.get("policy_imagined")
+        if imagined:
+            rate = f"{imagined['success_rate']:.0%} of {imagined['episodes']}"
+            lines.append(f"| pretrained policy imagined in it: success | {rate} |")
+            for text, value in imagined["by_instruction"].items():
+                lines.append(f"| &nbsp;&nbsp;{text} | {value:.0%} |")
         lines.append("")
     if report["rl_curve"]:
         last = report["rl_curve"][-1]

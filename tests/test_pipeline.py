@@ -26,7 +26,9 @@ def _config(tmp_path) -> PipelineConfig:
         train_world_model=TrainWorldModelConfig(
             world_model=dict(WORLD_MODEL), steps=2, batch_size=2, holdout_every=2
         ),
-        eval_world_model=EvalWorldModelConfig(holdout_every=2, horizon=10, videos=1),
+        eval_world_model=EvalWorldModelConfig(
+            holdout_every=2, horizon=10, videos=1, policy_episodes=4
+        ),
         eval=EvalConfig(env=EnvSettings(task="lift"), eval=EvalSettings(n_episodes=1, videos=0)),
         finetune=FinetuneConfig(
             iterations=1,
@@ -49,6 +51,12 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     report = json.loads((run / "report.json").read_text())
     assert set(report["per_task"]["lift"]) == {"pretrained", "finetuned", "paired"}
     assert report["per_task"]["lift"]["paired"]["episodes"] == 1
+    imagined = report["world_model"]["policy_imagined"]  # the pretrained policy, as RL sees it
+    assert imagined["episodes"] == 4 and imagined["horizon"] == 10
+    assert (
+        0.0 <= imagined["success_rate"] <= 1.0
+        and "imagined in it" in (run / "report.md").read_text()
+    )
     assert set(report["wall_s"]) == set(stages[:-1]) and (run / "report.md").is_file()
     assert run_pipeline(config)["wall_s"] == {}
     assert capsys.readouterr().out.count("done earlier") == len(stages)

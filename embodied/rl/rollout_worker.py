@@ -32,7 +32,7 @@ class WorkerSpec:
         starts: start states per batch; each is repeated `group_size` times.
         group_size: G, episodes per start state.
         horizon: env steps before an imagined episode is truncated.
-        n_action_steps: actions of each chunk executed before re-planning.
+        n_action_steps: actions of each chunk executed before re-planning (0: the policy's).
         temperature: sampling temperature (scales the policy's standard deviation).
         success_threshold: success probability at which an imagined episode succeeds.
     """
@@ -104,7 +104,7 @@ class RolloutWorker:
         chosen = rng.integers(len(self.env.starts), size=spec.starts)
         obs, _ = self.env.reset(seed=seed, options={"starts": np.repeat(chosen, spec.group_size)})
         generator = torch.Generator().manual_seed(seed)
-        n = spec.n_action_steps
+        n = spec.n_action_steps or self.policy.config.n_action_steps
         mask = executed_steps(self.policy.config.chunk_size, n)
         steps: list[dict] = []
         ended = np.zeros(self.env.num_envs, dtype=bool)
