@@ -249,22 +249,26 @@ def test_resume_equals_uninterrupted_training(recorded, tmp_path, weights):
     assert any(not torch.equal(a[k], v) for k, v in weights(constant).items())
 
 
-def test_eval_world_model_writes_the_figures(recorded, tmp_path):
+def _evaluate(tmp_path, root, checkpoint, **extra) -> dict:
     from embodied.eval_world_model import EvalWorldModelConfig, WorldModelRef, evaluate_world_model
 
-    root, _ = recorded
-    checkpoint = _train(tmp_path, root, 2)
-    report_path = tmp_path / "wm.json"
     config = EvalWorldModelConfig(
         world_model=WorldModelRef(str(checkpoint)),
         dataset=DatasetConfig(root=str(root)),
         holdout_every=2,
         horizon=10,
         videos=1,
-        json=str(report_path),
         output_dir=str(tmp_path / "eval"),
+        **extra,
     )
-    evaluate_world_model(config)
+    return evaluate_world_model(config)
+
+
+def test_eval_world_model_writes_the_figures(recorded, tmp_path):
+    root, _ = recorded
+    checkpoint = _train(tmp_path, root, 2)
+    report_path = tmp_path / "wm.json"
+    _evaluate(tmp_path, root, checkpoint, json=str(report_path))
     report = json.loads(report_path.read_text())
     for key in ("psnr_gain_db_h10", "success_auroc", "shuffled_action_penalty"):
         assert key in report
@@ -293,12 +297,7 @@ def test_whole_episodes_are_judged_as_rl_judges_them(recorded, tmp_path):
 def test_a_strided_model_imagines_whole_chunks(recorded, tmp_path):
     """frame_stride=5: windows hold frames 5 steps apart and the 5 actions between them;
     the environment feeds chunks 5 actions at a time and counts environment steps."""
-    from embodied.eval_world_model import (
-        EvalWorldModelConfig,
-        WorldModelRef,
-        evaluate_world_model,
-        judge_episodes,
-    )
+    from embodied.eval_world_model import judge_episodes
     from embodied.rollouts import start_bank
     from world_models.env import WorldModelEnv
 
@@ -325,15 +324,7 @@ def test_a_strided_model_imagines_whole_chunks(recorded, tmp_path):
         model.check_action(torch.zeros(2, 7))  # what step() checks first
     always = judge_episodes(model, dataset, [0, 1], threshold=0.0)
     assert always["recall"] in (1.0, None) and always["false_positive_rate"] in (1.0, None)
-    config = EvalWorldModelConfig(
-        world_model=WorldModelRef(str(checkpoint)),
-        dataset=DatasetConfig(root=str(root)),
-        holdout_every=2,
-        horizon=10,
-        videos=1,
-        output_dir=str(tmp_path / "eval"),
-    )
-    report = evaluate_world_model(config)
+    report = _evaluate(tmp_path, root, checkpoint)
     assert len(report["curves"]["psnr"]) == 10 and report["frame_stride"] == 5
 
 
