@@ -181,7 +181,9 @@ def run_pipeline(config: PipelineConfig) -> dict:
             continue
         rerun_after = True
         done.unlink(missing_ok=True)
-        if not (stage.resumable and _read_config(started) == settings):
+        # resume only a stage interrupted with these settings, and only when nothing before
+        # it ran now: after an earlier stage reran, its finished checkpoints are stale
+        if not (stage.resumable and not wall and _read_config(started) == settings):
             shutil.rmtree(stage.output, ignore_errors=True)  # never resume a stale run
             _write(started, {"config": settings})
         print(f"== {stage.name} ==")

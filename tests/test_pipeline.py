@@ -61,8 +61,10 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     assert run_pipeline(config)["wall_s"] == {}
     assert capsys.readouterr().out.count("done earlier") == len(stages)
     config.train_world_model.steps = 3
+    (run / "finetune/stale").write_text("from the run before")
     third = run_pipeline(config)
     assert list(third["wall_s"]) == stages[2:]  # the policy is still good; later stages rerun
+    assert not (run / "finetune/stale").exists()  # started afresh, not resumed: same settings
     assert (run / "world_model/checkpoints/0000003").is_dir()
     assert not (run / "world_model/checkpoints/0000002").exists()  # changed config: fresh start
 
