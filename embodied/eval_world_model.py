@@ -142,10 +142,8 @@ def _imagine(model, batch: dict, actions, horizon: int) -> list:
 
     from world_models.base import per_model_step
 
-    K, stride = model.config.context, model.config.frame_stride
-    actions = per_model_step(actions, stride)
-    if stride == 1:
-        actions = actions[:, :, 0]
+    K = model.config.context
+    actions = per_model_step(actions, model.config.frame_stride)
     context = {k: v[:, :K] if torch.is_tensor(v) and v.dim() >= 2 else v for k, v in batch.items()}
     with torch.no_grad():
         carry, predictions = model.start(context), []
@@ -276,6 +274,7 @@ def imagine_policy(config: EvalWorldModelConfig) -> dict | None:
     """The policy imagined closed-loop in the world model, batched as RL's rollout workers
     imagine: its imagined success overall and per instruction."""
     from embodied.rl.rollout_worker import RolloutWorker, WorkerSpec
+    from embodied.stats import rates_by
 
     if not config.policy.path:
         return None
@@ -297,9 +296,7 @@ def imagine_policy(config: EvalWorldModelConfig) -> dict | None:
     return {
         "episodes": len(success),
         "success_rate": float(success.mean()),
-        "by_instruction": {
-            str(t): float(success[instructions == t].mean()) for t in np.unique(instructions)
-        },
+        "by_instruction": rates_by(success, instructions),
         "temperature": config.policy_temperature,
         "horizon": config.policy_horizon,
     }
@@ -320,7 +317,7 @@ def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
     paths = []
     for i, ep in enumerate(episodes):
         real = plain.batch(np.arange(starts[ep], ends[ep]))
-        actions = real[ACTION][None] if s > 1 else real[ACTION][:, None]
+        actions = real[ACTION][None]
         context = {
             k: torch.from_numpy(bank.images[k][i : i + 1]).movedim(-1, -3).float() / 255.0
             for k in c.image_keys
@@ -331,7 +328,7 @@ def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
         with torch.no_grad():
             carry = model.start(context)
             for t in range(0, len(real["task"]) - s, s):  # step t+1 .. t+s: frame t+s
-                carry, pred = model.step(carry, actions[:, t : t + s] if s > 1 else actions[t])
+                carry, pred = model.step(carry, actions[:, t : t + s])
                 left = torch.cat([real[k][t + s] for k in c.image_keys], dim=1)
                 right = torch.cat([pred.images[k][0] for k in c.image_keys], dim=1)
                 pair = torch.cat([left, right], dim=2)

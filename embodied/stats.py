@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval for a success rate (95 % by default); sound at 0 % and 100 %."""
@@ -18,3 +20,8 @@ def success_summary(outcomes: list[bool]) -> dict:
     low, high = wilson_interval(sum(outcomes), len(outcomes))
     rate = sum(outcomes) / len(outcomes) if outcomes else 0.0
     return {"success_rate": rate, "ci_low": low, "ci_high": high, "episodes": len(outcomes)}
+
+
+def rates_by(success: np.ndarray, keys: np.ndarray) -> dict[str, float]:
+    """Success rate per distinct key (e.g. per instruction) of episodes' outcomes."""
+    return {str(k): float(success[keys == k].mean()) for k in np.unique(keys)}

@@ -18,7 +18,7 @@ Shapes (B batch, K context frames, H future model steps, S state dim, A action d
         Frame K-1 is "now"; actions i*s .. i*s+s-1 move frame K-1+i to frame K+i, whose
         labels are those actions' next.* (any success among them counts).
     context: the same image and state keys with T = K only, and `task`.
-    step action: (B, A) when s is 1, else (B, s, A).
+    step action: (B, s, A); (B, A) also when s is 1.
     Prediction: images (B, 3, h, w) per camera in [0, 1], state (B, S), success and done
         probabilities (B,).
 
@@ -151,25 +151,25 @@ class WorldModel(nn.Module):
             )
 
     def check_action(self, action: Tensor) -> None:
-        """One model step's actions: (B, A) when frame_stride is 1, else (B, s, A)."""
+        """One model step's actions: (B, s, A); (B, A) also when frame_stride is 1."""
         if action.shape[-1] != self.config.action_dim:
             raise ValueError(
                 f"actions have {action.shape[-1]} dims; this world model was trained on "
                 f"{self.config.action_dim}-D actions"
             )
-        s = self.config.frame_stride
-        expected = (s, self.config.action_dim) if s > 1 else (self.config.action_dim,)
-        if tuple(action.shape[1:]) != expected:
+        s, dim = self.config.frame_stride, self.config.action_dim
+        if action.dim() == 2 and s == 1:
+            return
+        if tuple(action.shape[1:]) != (s, dim):
             raise ValueError(
-                f"one step of this world model takes actions of shape (B, "
-                f"{', '.join(map(str, expected))}) (frame_stride={s}); got {tuple(action.shape)}"
+                f"one step of this world model takes actions of shape (B, {s}, {dim}) "
+                f"(frame_stride={s}); got {tuple(action.shape)}"
             )
 
     def step_actions(self, action: Tensor) -> Tensor:
-        """Normalized actions of model steps, flattened per step: (..., s, A) or (..., A)
-        when s is 1 -> (..., s * A)."""
+        """One model step's normalized actions, flattened: (B, s, A) or (B, A) -> (B, s * A)."""
         x = self.normalize(ACTION, action)
-        return x.flatten(-2) if self.config.frame_stride > 1 else x
+        return x.flatten(1) if x.dim() == 3 else x
 
     def save_pretrained(self, folder: str | Path) -> None:
         from safetensors.torch import save_file

@@ -156,8 +156,6 @@ class WorldModelEnv:
                 f"got a chunk of {actions.shape[1]}"
             )
         actions = actions.reshape(self.num_envs, -1, stride, actions.shape[-1])
-        if stride == 1:
-            actions = actions[:, :, 0]
         self.model.check_action(torch.from_numpy(actions[:, 0]))
         reward = np.zeros(self.num_envs, dtype=np.float32)
         terminated, truncated = self._terminated, self._truncated

@@ -37,6 +37,7 @@ from embodied.eval_world_model import WorldModelRef
 from embodied.evaluate import PolicyRef
 from embodied.ray_utils import RaySettings
 from embodied.rl.refresh import REFRESH_DIR, WORLD_MODELS_DIR, RefreshSettings
+from embodied.stats import rates_by
 
 
 @dataclass
@@ -328,9 +329,7 @@ class Learner:
         return {
             "iteration": iteration + 1,
             "wm_success": float(success.mean()),
-            "wm_success_by_instruction": {
-                str(t): float(success[instructions == t].mean()) for t in np.unique(instructions)
-            },
+            "wm_success_by_instruction": rates_by(success, instructions),
             "episodes": len(success),
             "decisions": decisions,
             "imagined_steps": steps,
