@@ -63,10 +63,35 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     config.train_world_model.steps = 3
     (run / "finetune/stale").write_text("from the run before")
     third = run_pipeline(config)
-    assert list(third["wall_s"]) == stages[2:]  # the policy is still good; later stages rerun
+    # what reads the world model reruns; the policy and its MuJoCo evaluation are still good
+    assert list(third["wall_s"]) == [
+        "train_world_model", "eval_world_model", "finetune", "eval_finetuned", "report"
+    ]  # fmt: skip
     assert not (run / "finetune/stale").exists()  # started afresh, not resumed: same settings
     assert (run / "world_model/checkpoints/0000003").is_dir()
     assert not (run / "world_model/checkpoints/0000002").exists()  # changed config: fresh start
+
+
+def test_a_stage_whose_input_reran_is_not_reused_after_an_interruption(tmp_path, monkeypatch):
+    import embodied.eval_world_model as eval_world_model
+
+    config = _config(tmp_path)
+    run_pipeline(config)
+    config.train_world_model.seed = 1  # a new world model at the same path: finetune's
+    # own config is unchanged, yet its RL in the old model must not be reused
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_world_model, "evaluate_world_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # the new world model is trained, RL not yet run
+        run_pipeline(config)
+    monkeypatch.undo()
+    stale = tmp_path / "run/finetune/stale"
+    stale.write_text("RL in the old world model")
+    result = run_pipeline(config)
+    assert "train_world_model" not in result["wall_s"] and "finetune" in result["wall_s"]
+    assert not stale.exists()  # started afresh, not resumed from the old world model's RL
 
 
 def test_interrupted_stage_resumes_and_stale_output_is_not_reused(tmp_path, monkeypatch):
