@@ -157,8 +157,8 @@ def _stages(config: PipelineConfig) -> list[Stage]:
         ),
     ]
     # the report reads every stage's results and wall time
-    report = Stage("report", str(out), out / "report.md", build_report)
-    return [*stages, replace(report, inputs=tuple(s.name for s in stages))]
+    inputs = tuple(s.name for s in stages)
+    return [*stages, Stage("report", str(out), out / "report.md", build_report, inputs)]
 
 
 def _as_json(config: object) -> object:

@@ -114,10 +114,11 @@ def start_bank(dataset: Any, config: Any, episodes=None) -> Any:
     pads history), state and instruction."""
     import torch
 
+    from embodied.train_world_model import window_deltas
     from world_models.env import StartBank
 
-    meta, context, image_keys = dataset.meta, config.context, list(config.image_keys)
-    history = [(i - context + 1) * config.frame_stride / meta.fps for i in range(context)]
+    meta, image_keys = dataset.meta, list(config.image_keys)
+    history = window_deltas(config, meta.fps)[STATE][: config.context]  # as in training
     view = dataset.with_deltas({k: history for k in [*image_keys, STATE]})
     starts = np.asarray(meta.episodes["dataset_from_index"])
     if episodes is not None:
