@@ -20,9 +20,8 @@ def measure(run: Path, workers: int, iterations: int) -> dict:
     import ray
 
     from embodied.data.source import DatasetConfig
-    from embodied.eval_world_model import WorldModelRef
-    from embodied.evaluate import PolicyRef
     from embodied.ray_utils import RaySettings
+    from embodied.refs import PolicyRef, WorldModelRef
     from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
 
     policy = sorted((run / "policy/checkpoints").glob("*/pretrained_model"))[-1]

@@ -1,8 +1,8 @@
 """`embodied eval-world-model`: how faithful a world model is on held-out episodes.
 
 Windows of `horizon` model steps (each the model's `frame_stride` environment steps) start
-every `stride` frames of each held-out episode (every
-`holdout_every`-th, as in train-world-model). From each window's K real context frames the
+every `stride` frames of each held-out episode (the split saved with the model, as
+train-world-model made it). From each window's K real context frames the
 model imagines open-loop with the recorded actions, and is measured against the real frames:
 
 - PSNR and SSIM at each horizon step, next to the copy-last-frame baseline;
@@ -32,17 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from embodied.data.source import DatasetConfig
-from embodied.evaluate import PolicyRef
+from embodied.refs import PolicyRef, WorldModelRef
 from embodied.types import ACTION, SUCCESS
-
-
-@dataclass
-class WorldModelRef:
-    """Attributes:
-    path: a world-model checkpoint folder (config.json, model.safetensors).
-    """
-
-    path: str = ""
 
 
 @dataclass
@@ -50,7 +41,8 @@ class EvalWorldModelConfig:
     """Attributes:
     world_model: --world_model.path=CKPT.
     dataset: the dataset the model was trained on (its held-out episodes are used).
-    holdout_every: which episodes are held out (index % n == n - 1); 0: every episode.
+    holdout_every: which episodes to measure on: -1 (default) the ones held out of the
+        model's training (saved with it); 0: every episode; n: index % n == n - 1.
     horizon: open-loop model steps per window (>= 10 for the 10-step figure).
     stride: frames between window starts.
     videos: held-out episodes rendered side by side.
@@ -69,7 +61,7 @@ class EvalWorldModelConfig:
 
     world_model: WorldModelRef = field(default_factory=WorldModelRef)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    holdout_every: int = 5
+    holdout_every: int = -1
     horizon: int = 10
     stride: int = 5
     videos: int = 2
@@ -89,8 +81,8 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
 
     from embodied.data.dataset import CachedDataset
     from embodied.data.source import open_metadata, require_features
-    from embodied.train_world_model import holdout_mask, window_deltas
     from world_models.registry import load_world_model
+    from world_models.windows import holdout_mask, window_deltas
 
     model = load_world_model(config.world_model.path)
     c = model.config
@@ -101,9 +93,8 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     dataset = CachedDataset(meta, deltas, cache_dir=config.dataset.cache_dir or None)
     episode = np.asarray(dataset.arrays["episode_index"])
     frame = np.asarray(dataset.arrays["frame_index"])
-    held = holdout_mask(episode, config.holdout_every)
-    if config.holdout_every <= 0:
-        held[:] = True
+    every = c.holdout_every if config.holdout_every < 0 else config.holdout_every
+    held = holdout_mask(episode, every) if every > 0 else np.ones(len(episode), dtype=bool)
     ends = np.asarray(dataset._end)
     rows = np.flatnonzero(
         held
@@ -237,8 +228,7 @@ def _summarize(curves: dict, config: EvalWorldModelConfig, windows: int, episode
 def judge_episodes(model, dataset, episodes: list[int], threshold: float) -> dict | None:
     """Replay whole episodes from their real start with their recorded actions, batched in
     `WorldModelEnv` as RL imagines; compare its success judgement with MuJoCo's label."""
-    from embodied.rollouts import start_bank
-    from world_models.env import WorldModelEnv
+    from world_models.env import StartBank, WorldModelEnv
 
     if not model.config.success_head or SUCCESS not in dataset.arrays:
         return None
@@ -251,7 +241,7 @@ def judge_episodes(model, dataset, episodes: list[int], threshold: float) -> dic
     recorded = np.zeros((len(episodes), padded, actions.shape[1]), np.float32)
     for i, r in enumerate(rows):
         recorded[i, : len(r)] = actions[r]
-    bank = start_bank(dataset, model.config, episodes)
+    bank = StartBank.from_dataset(dataset, model.config, episodes)
     env = WorldModelEnv(model, bank, len(episodes), horizon=padded, success_threshold=threshold)
     env.reset(options={"starts": np.arange(len(episodes))})
     judged = np.zeros(len(episodes), dtype=bool)
@@ -306,11 +296,11 @@ def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
     """Whole held-out episodes imagined open-loop from their first frame: real | imagined."""
     import torch
 
-    from embodied.rollouts import start_bank
     from embodied.video import write_mp4
+    from world_models.env import StartBank
 
     c, s = model.config, model.config.frame_stride
-    bank = start_bank(dataset, c, episodes)
+    bank = StartBank.from_dataset(dataset, c, episodes)
     starts = np.asarray(dataset.meta.episodes["dataset_from_index"])
     ends = np.asarray(dataset.meta.episodes["dataset_to_index"])
     plain = dataset.with_deltas({})

@@ -16,17 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from embodied.refs import PolicyRef
 from embodied.stats import success_summary
 from embodied.types import IMAGE_PREFIX, STATE, TASK
-
-
-@dataclass
-class PolicyRef:
-    """Attributes:
-    path: a policy checkpoint folder (config.json, model.safetensors, processor files).
-    """
-
-    path: str = ""
 
 
 @dataclass

@@ -29,8 +29,9 @@ from pathlib import Path
 from embodied.config import to_dict
 from embodied.data.record import CollectConfig
 from embodied.data.source import DatasetConfig
-from embodied.eval_world_model import EvalWorldModelConfig, WorldModelRef
-from embodied.evaluate import EvalConfig, PolicyRef
+from embodied.eval_world_model import EvalWorldModelConfig
+from embodied.evaluate import EvalConfig
+from embodied.refs import PolicyRef, WorldModelRef
 from embodied.rl.finetune import FinetuneConfig
 from embodied.train_policy import TrainPolicyConfig
 from embodied.train_world_model import TrainWorldModelConfig

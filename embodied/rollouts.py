@@ -108,28 +108,6 @@ def policy_batch(obs: dict, image_keys: list[str]) -> dict:
     return batch
 
 
-def start_bank(dataset: Any, config: Any, episodes=None) -> Any:
-    """The first frame of each episode (of `episodes`, all by default) with the K frames of
-    context a world model with this `config` reads (the first frame repeated, as LeRobot
-    pads history), state and instruction."""
-    import torch
-
-    from embodied.train_world_model import window_deltas
-    from world_models.env import StartBank
-
-    meta, image_keys = dataset.meta, list(config.image_keys)
-    history = window_deltas(config, meta.fps)[STATE][: config.context]  # as in training
-    view = dataset.with_deltas({k: history for k in [*image_keys, STATE]})
-    starts = np.asarray(meta.episodes["dataset_from_index"])
-    if episodes is not None:
-        starts = starts[np.asarray(list(episodes), dtype=np.int64)]
-    batch = view.batch(starts)
-    images = {
-        k: (batch[k].movedim(-3, -1) * 255.0).round().to(torch.uint8).numpy() for k in image_keys
-    }
-    return StartBank(images=images, state=batch[STATE].numpy(), tasks=batch[TASK])
-
-
 def write_zarr(path: str | Path, result: Rollout) -> Path:
     """Imagined (or simulated) rollouts as a zarr store: frames, actions, rewards, ended,
     tasks; written to a temporary name and renamed, so a reader never sees half a store."""

@@ -4,8 +4,9 @@ The same loop as `train-policy` (`embodied.training`): progress bar, `metrics.js
 atomic checkpoints (`checkpoints/<step>/pretrained_model/{config.json,model.safetensors}`),
 exact resume, and data-parallel training on Ray Train with `--ray.num_workers`.
 
-Every `holdout_every`-th episode is left out of training, so `eval-world-model` (same flag,
-same default) measures the model on episodes it never saw.
+Every `holdout_every`-th episode is left out of training and the split is saved in the
+model's config, so `eval-world-model` and the RL refresh measure and mix in data as
+training split it.
 """
 
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 from embodied.config import ConfigError
 from embodied.training import Trainable, TrainConfig, train
 from embodied.types import ACTION, DONE, IMAGE_PREFIX, STATE, SUCCESS
+from world_models.windows import holdout_mask, window_deltas
 
 
 @dataclass
@@ -28,6 +30,7 @@ class TrainWorldModelConfig(TrainConfig):
     world_model: `type` (latent_conv) and that family's settings, e.g.
         --world_model.dynamics_width=64 (see world_models/<family>/configuration_*.py).
     holdout_every: every n-th episode (index % n == n - 1) is held out; 0 trains on all.
+        Saved in the model's config (evaluation and refresh use the same split).
     """
 
     world_model: dict = field(default_factory=dict)
@@ -41,6 +44,8 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
     from embodied.data.source import open_metadata
 
     world_model_config_for(open_metadata(config.dataset), config.world_model, config.cameras)
+    if config.holdout_every < 0:
+        raise ConfigError(f"--holdout_every must be >= 0, got {config.holdout_every}")
     return train(config, partial(_build, config), "train-world-model")
 
 
@@ -79,26 +84,6 @@ def world_model_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] =
     return config
 
 
-def window_deltas(config: Any, fps: float, horizon: int | None = None) -> dict[str, list[float]]:
-    """Offsets of a window: K context frames and H future frames, `frame_stride` (s) steps
-    apart, and the H * s actions/labels between them; H is the model's training horizon
-    unless `horizon` is given (evaluation windows)."""
-    K, H, s = config.context, horizon or config.train_horizon, config.frame_stride
-    frames = [(i - K + 1) * s / fps for i in range(K + H)]
-    steps = [i / fps for i in range(H * s)]
-    deltas = {**{k: frames for k in [*config.image_keys, STATE]}, ACTION: steps}
-    if config.success_head:
-        deltas.update({SUCCESS: steps, DONE: steps})
-    return deltas
-
-
-def holdout_mask(episode_index: np.ndarray, every: int) -> np.ndarray:
-    """True for rows of held-out episodes (index % every == every - 1)."""
-    if every <= 0:
-        return np.zeros(len(episode_index), dtype=bool)
-    return np.asarray(episode_index) % every == every - 1
-
-
 def _build(config: TrainWorldModelConfig, resume: Path | None) -> Trainable:
     import torch
 
@@ -111,13 +96,15 @@ def _build(config: TrainWorldModelConfig, resume: Path | None) -> Trainable:
         model = load_world_model(resume, config.device).train()
     else:
         torch.manual_seed(config.seed)
-        model = build(world_model_config_for(meta, config.world_model, config.cameras))
+        model_config = world_model_config_for(meta, config.world_model, config.cameras)
+        model_config.holdout_every = config.holdout_every
+        model = build(model_config)
         model.to(config.device)
     dataset = CachedDataset(
         meta, window_deltas(model.config, meta.fps), cache_dir=config.dataset.cache_dir or None
     )
     train_rows = np.flatnonzero(
-        ~holdout_mask(np.asarray(dataset.arrays["episode_index"]), config.holdout_every)
+        ~holdout_mask(np.asarray(dataset.arrays["episode_index"]), model.config.holdout_every)
     )
     if len(train_rows) == 0:
         raise ConfigError(f"--holdout_every={config.holdout_every} leaves no training episode")

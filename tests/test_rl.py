@@ -8,9 +8,8 @@ import torch
 
 from embodied.config import ConfigError
 from embodied.data.source import DatasetConfig
-from embodied.eval_world_model import WorldModelRef
-from embodied.evaluate import PolicyRef
 from embodied.ray_utils import RaySettings
+from embodied.refs import PolicyRef, WorldModelRef
 from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
 from embodied.rl.losses import clipped_surrogate, gae, group_advantages
 

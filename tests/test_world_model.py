@@ -10,10 +10,11 @@ import torch
 
 from embodied.data.dataset import CachedDataset
 from embodied.data.source import DatasetConfig, DatasetError, open_metadata
-from embodied.train_world_model import window_deltas, world_model_config_for
+from embodied.train_world_model import world_model_config_for
 from embodied.types import ACTION, STATE, SUCCESS, TASK
 from world_models.base import WorldModelCheckpointError
 from world_models.registry import FAMILIES, build, load_world_model
+from world_models.windows import window_deltas
 
 TINY = {"channels": (8, 16, 16), "latent_channels": 4, "dynamics_width": 16,
         "dynamics_blocks": 1, "text_dim": 8, "train_horizon": 3}  # fmt: skip
@@ -117,11 +118,10 @@ def test_bad_context_and_actions_are_refused(family):
 
 @pytest.fixture(scope="module")
 def wm_env(family):
-    from embodied.rollouts import start_bank
-    from world_models.env import WorldModelEnv
+    from world_models.env import StartBank, WorldModelEnv
 
     model, dataset, _ = family
-    bank = start_bank(dataset, model.config)
+    bank = StartBank.from_dataset(dataset, model.config)
     # an untrained model judges at random: a threshold above 1 keeps episodes running
     return WorldModelEnv(model, bank, num_envs=3, horizon=5, success_threshold=1.1), bank, dataset
 
@@ -250,12 +250,12 @@ def test_resume_equals_uninterrupted_training(recorded, tmp_path, weights):
 
 
 def _evaluate(tmp_path, root, checkpoint, **extra) -> dict:
-    from embodied.eval_world_model import EvalWorldModelConfig, WorldModelRef, evaluate_world_model
+    from embodied.eval_world_model import EvalWorldModelConfig, evaluate_world_model
+    from embodied.refs import WorldModelRef
 
     config = EvalWorldModelConfig(
         world_model=WorldModelRef(str(checkpoint)),
         dataset=DatasetConfig(root=str(root)),
-        holdout_every=2,
         horizon=10,
         videos=1,
         output_dir=str(tmp_path / "eval"),
@@ -267,6 +267,7 @@ def _evaluate(tmp_path, root, checkpoint, **extra) -> dict:
 def test_eval_world_model_writes_the_figures(recorded, tmp_path):
     root, _ = recorded
     checkpoint = _train(tmp_path, root, 2)
+    assert load_world_model(checkpoint).config.holdout_every == 2  # the split travels with it
     report_path = tmp_path / "wm.json"
     _evaluate(tmp_path, root, checkpoint, json=str(report_path))
     report = json.loads(report_path.read_text())
@@ -298,8 +299,7 @@ def test_a_strided_model_imagines_whole_chunks(recorded, tmp_path):
     """frame_stride=5: windows hold frames 5 steps apart and the 5 actions between them;
     the environment feeds chunks 5 actions at a time and counts environment steps."""
     from embodied.eval_world_model import judge_episodes
-    from embodied.rollouts import start_bank
-    from world_models.env import WorldModelEnv
+    from world_models.env import StartBank, WorldModelEnv
 
     root, _ = recorded
     checkpoint = _train(tmp_path, root, 2, model={"frame_stride": 5})
@@ -309,8 +309,8 @@ def test_a_strided_model_imagines_whole_chunks(recorded, tmp_path):
     assert deltas[model.config.image_keys[0]][:3] == [-0.5, 0.0, 0.5]
     assert len(deltas[ACTION]) == 5 * model.config.train_horizon
     dataset = CachedDataset.open(DatasetConfig(root=str(root)))
-    env = WorldModelEnv(model, start_bank(dataset, model.config), num_envs=2, horizon=12,
-                        success_threshold=1.1)  # fmt: skip
+    bank = StartBank.from_dataset(dataset, model.config)
+    env = WorldModelEnv(model, bank, num_envs=2, horizon=12, success_threshold=1.1)
     env.reset(seed=0)
     chunk = np.zeros((2, 10, 7), dtype=np.float32)
     _, _, _, truncated, info = env.step(chunk)

@@ -64,6 +64,9 @@ class WorldModelConfig:
         lr, weight_decay: AdamW settings.
         final_lr_fraction: the learning rate decays (cosine) from lr to lr x this over the
             training run; 1 keeps it constant. A refresh fine-tunes at the final rate.
+        holdout_every: every n-th episode (index % n == n - 1) was held out of training
+            (0: none). Saved with the weights, so evaluation and the refresh split the data
+            as training did (`world_models.windows.holdout_mask`).
         stats: mean/std of state and action (set from the dataset; stored in the weights).
     """
 
@@ -79,6 +82,7 @@ class WorldModelConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     final_lr_fraction: float = 1.0
+    holdout_every: int = 5
     stats: dict = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:

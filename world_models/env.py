@@ -37,6 +37,27 @@ class StartBank:
     def __len__(self) -> int:
         return len(self.tasks)
 
+    @classmethod
+    def from_dataset(cls, dataset, config, episodes=None) -> "StartBank":
+        """The first frame of each episode (of `episodes`, all by default) of a dataset
+        (`embodied.data.CachedDataset`) with the K frames of context a world model with this
+        `config` reads (the first frame repeated, as LeRobot pads history), state and
+        instruction."""
+        from world_models.windows import context_deltas
+
+        history = context_deltas(config, dataset.meta.fps)
+        image_keys = list(config.image_keys)
+        view = dataset.with_deltas({k: history for k in [*image_keys, STATE]})
+        starts = np.asarray(dataset.meta.episodes["dataset_from_index"])
+        if episodes is not None:
+            starts = starts[np.asarray(list(episodes), dtype=np.int64)]
+        batch = view.batch(starts)
+        images = {
+            k: (batch[k].movedim(-3, -1) * 255.0).round().to(torch.uint8).numpy()
+            for k in image_keys
+        }
+        return cls(images=images, state=batch[STATE].numpy(), tasks=batch[TASK])
+
     def check(self, model: WorldModel) -> None:
         """Fail early on start frames the model cannot read (wrong camera, size or history)."""
         c = model.config

@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from embodied.data.source import EPISODES_SIDECAR, INCOMPLETE_MARKER
 from embodied.types import ACTION, DONE, REWARD, STATE, SUCCESS, image_key
 
 FPS = 20
-INCOMPLETE_MARKER = "INCOMPLETE"
-EPISODES_SIDECAR = "meta/embodied_episodes.jsonl"  # seed, instruction, start state per episode
 
 STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_rx", "eef_ry", "eef_rz", "finger_l", "finger_r"]
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]

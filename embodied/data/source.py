@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embodied.data.record import INCOMPLETE_MARKER
 from embodied.types import ACTION, IMAGE_PREFIX
+
+INCOMPLETE_MARKER = "INCOMPLETE"  # in a dataset folder still being written (or abandoned)
+EPISODES_SIDECAR = "meta/embodied_episodes.jsonl"  # seed, instruction, start state per episode
 
 
 class DatasetError(ValueError):

@@ -31,11 +31,9 @@ from typing import Any
 import numpy as np
 
 from embodied.config import ConfigError, to_dict
-from embodied.data.record import EPISODES_SIDECAR
-from embodied.data.source import DatasetConfig
-from embodied.eval_world_model import WorldModelRef
-from embodied.evaluate import PolicyRef
+from embodied.data.source import EPISODES_SIDECAR, DatasetConfig
 from embodied.ray_utils import RaySettings
+from embodied.refs import PolicyRef, WorldModelRef
 from embodied.rl.refresh import REFRESH_DIR, WORLD_MODELS_DIR, RefreshSettings
 from embodied.stats import rates_by
 

@@ -137,8 +137,8 @@ def refresh_world_model(
 
     from embodied.data.dataset import CachedDataset
     from embodied.data.source import DatasetConfig, open_metadata
-    from embodied.train_world_model import TrainWorldModelConfig, holdout_mask, window_deltas
     from world_models.registry import load_world_model
+    from world_models.windows import holdout_mask, window_deltas
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -147,7 +147,7 @@ def refresh_world_model(
     deltas = window_deltas(model.config, meta.fps)
     base = CachedDataset(meta, deltas, cache_dir=original.cache_dir or None)
     base_rows = np.flatnonzero(
-        ~holdout_mask(np.asarray(base.arrays["episode_index"]), TrainWorldModelConfig.holdout_every)
+        ~holdout_mask(np.asarray(base.arrays["episode_index"]), model.config.holdout_every)
     )
     new = [
         CachedDataset(open_metadata(DatasetConfig(root=str(r))), deltas, cache_dir=cache_dir)

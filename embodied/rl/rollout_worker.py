@@ -52,8 +52,7 @@ class RolloutWorker:
     def __init__(self, spec: WorkerSpec):
         from embodied.data.dataset import CachedDataset
         from embodied.policy_io import load_policy
-        from embodied.rollouts import start_bank
-        from world_models.env import WorldModelEnv
+        from world_models.env import StartBank, WorldModelEnv
         from world_models.registry import load_world_model
 
         self.spec = spec
@@ -61,7 +60,7 @@ class RolloutWorker:
         self.policy.eval()
         model = load_world_model(spec.world_model_path)
         self.world_model_path = str(spec.world_model_path)
-        bank = start_bank(CachedDataset.open(spec.dataset), model.config)
+        bank = StartBank.from_dataset(CachedDataset.open(spec.dataset), model.config)
         self.env = WorldModelEnv(
             model,
             bank,
