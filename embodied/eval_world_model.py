@@ -81,6 +81,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
 
     from embodied.data.dataset import CachedDataset
     from embodied.data.source import open_metadata, require_features
+    from embodied.imagination import imagine_policy, judge_episodes, real_vs_imagined_videos
     from world_models.registry import load_world_model
     from world_models.windows import holdout_mask, window_deltas
 
@@ -108,10 +109,16 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     out = Path(config.output_dir or Path(config.world_model.path).parent)
     out.mkdir(parents=True, exist_ok=True)
     held_episodes = sorted(set(episode[held].tolist()))
-    curves["videos"] = _videos(model, dataset, held_episodes[: config.videos], out / "videos")
+    videos = held_episodes[: config.videos]
+    curves["videos"] = real_vs_imagined_videos(model, dataset, videos, out / "videos")
     report = _summarize(curves, config, len(rows), held_episodes)
     report["frame_stride"] = c.frame_stride
-    report["policy_imagined"] = imagine_policy(config)
+    report["policy_imagined"] = None
+    if config.policy.path:
+        report["policy_imagined"] = imagine_policy(
+            model, dataset, config.policy.path, config.policy_episodes, config.policy_horizon,
+            config.policy_temperature, config.success_threshold, config.seed,
+        )  # fmt: skip
     report["episode_success"] = judge_episodes(
         model, dataset, held_episodes, config.success_threshold
     )
@@ -223,111 +230,6 @@ def _summarize(curves: dict, config: EvalWorldModelConfig, windows: int, episode
         report["success_positives"] = int(labels.sum())
         report["success_calibration"] = calibration(scores, labels)
     return report
-
-
-def judge_episodes(model, dataset, episodes: list[int], threshold: float) -> dict | None:
-    """Replay whole episodes from their real start with their recorded actions, batched in
-    `WorldModelEnv` as RL imagines; compare its success judgement with MuJoCo's label."""
-    from world_models.env import StartBank, WorldModelEnv
-
-    if not model.config.success_head or SUCCESS not in dataset.arrays:
-        return None
-    index = np.asarray(dataset.arrays["episode_index"])
-    actions, labels = np.asarray(dataset.arrays[ACTION]), np.asarray(dataset.arrays[SUCCESS])
-    stride = model.config.frame_stride
-    rows = [np.flatnonzero(index == e) for e in episodes]
-    lengths = np.array([len(r) for r in rows])
-    padded = -(-lengths.max() // stride) * stride  # whole model steps
-    recorded = np.zeros((len(episodes), padded, actions.shape[1]), np.float32)
-    for i, r in enumerate(rows):
-        recorded[i, : len(r)] = actions[r]
-    bank = StartBank.from_dataset(dataset, model.config, episodes)
-    env = WorldModelEnv(model, bank, len(episodes), horizon=padded, success_threshold=threshold)
-    env.reset(options={"starts": np.arange(len(episodes))})
-    judged = np.zeros(len(episodes), dtype=bool)
-    for t in range(0, padded, stride):
-        _, reward, terminated, truncated, _ = env.step(recorded[:, t : t + stride])
-        judged |= (reward > 0) & (t < lengths)  # past its end an episode has no actions
-        if (terminated | truncated).all():
-            break
-    true = np.array([labels[r].any() for r in rows])
-    return {
-        "episodes": len(episodes),
-        "successes": int(true.sum()),
-        "recall": float(judged[true].mean()) if true.any() else None,
-        "false_positive_rate": float(judged[~true].mean()) if (~true).any() else None,
-        "agreement": float((judged == true).mean()),
-    }
-
-
-def imagine_policy(config: EvalWorldModelConfig) -> dict | None:
-    """The policy imagined closed-loop in the world model, batched as RL's rollout workers
-    imagine: its imagined success overall and per instruction."""
-    from embodied.rl.rollout_worker import RolloutWorker, WorkerSpec
-    from embodied.stats import rates_by
-
-    if not config.policy.path:
-        return None
-    spec = WorkerSpec(
-        policy_path=config.policy.path,
-        world_model_path=config.world_model.path,
-        dataset=config.dataset,
-        starts=config.policy_episodes,
-        group_size=1,
-        horizon=config.policy_horizon,
-        n_action_steps=0,
-        temperature=config.policy_temperature,
-        success_threshold=config.success_threshold,
-    )
-    worker = RolloutWorker(spec)
-    weights = {k: v.numpy() for k, v in worker.policy.state_dict().items()}
-    batch = worker.sample(weights, config.seed)
-    success, instructions = batch["success"], batch["task"]
-    return {
-        "episodes": len(success),
-        "success_rate": float(success.mean()),
-        "by_instruction": rates_by(success, instructions),
-        "temperature": config.policy_temperature,
-        "horizon": config.policy_horizon,
-    }
-
-
-def _videos(model, dataset, episodes: list[int], out: Path) -> list[Path]:
-    """Whole held-out episodes imagined open-loop from their first frame: real | imagined."""
-    import torch
-
-    from embodied.video import write_mp4
-    from world_models.env import StartBank
-
-    c, s = model.config, model.config.frame_stride
-    bank = StartBank.from_dataset(dataset, c, episodes)
-    starts = np.asarray(dataset.meta.episodes["dataset_from_index"])
-    ends = np.asarray(dataset.meta.episodes["dataset_to_index"])
-    plain = dataset.with_deltas({})
-    paths = []
-    for i, ep in enumerate(episodes):
-        real = plain.batch(np.arange(starts[ep], ends[ep]))
-        actions = real[ACTION][None]
-        context = {
-            k: torch.from_numpy(bank.images[k][i : i + 1]).movedim(-1, -3).float() / 255.0
-            for k in c.image_keys
-        }
-        context["observation.state"] = torch.from_numpy(bank.state[i : i + 1])
-        context["task"] = [bank.tasks[i]]
-        frames = []
-        with torch.no_grad():
-            carry = model.start(context)
-            for t in range(0, len(real["task"]) - s, s):  # step t+1 .. t+s: frame t+s
-                carry, pred = model.step(carry, actions[:, t : t + s])
-                left = torch.cat([real[k][t + s] for k in c.image_keys], dim=1)
-                right = torch.cat([pred.images[k][0] for k in c.image_keys], dim=1)
-                pair = torch.cat([left, right], dim=2)
-                frames.append((pair.permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy())
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"episode_{ep:03d}_real_vs_imagined.mp4"
-        write_mp4(path, frames)
-        paths.append(path)
-    return paths
 
 
 def _print_table(report: dict) -> None:

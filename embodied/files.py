@@ -15,3 +15,12 @@ def folder_written_atomically(path: Path) -> Iterator[Path]:
     yield tmp
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `text` to `<path>.tmp`, then rename it over `path`: a reader sees the old file
+    or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -41,3 +41,21 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
             pass
     except (OSError, ValueError) as err:
         raise ConnectionError(f"cannot reach the Ray cluster at {address!r}: {err}") from None
+
+
+# what every actor's process needs: MuJoCo renders headless through EGL, and one math
+# thread per actor (each has one CPU; more threads only fight over it)
+ACTOR_ENV = {"MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
+
+
+def actors(cls: type, settings: RaySettings, *args, restarts: int = -1) -> list:
+    """`settings.num_workers` long-lived actors `cls(*args)`, one CPU each, on the cluster at
+    `settings.address` (a local one when empty). The one actor pool of the runtime: a killed
+    actor is restarted and its task retried, up to `restarts` times (-1: always)."""
+    import ray
+
+    connect(settings.address, num_cpus=settings.num_workers)
+    remote = ray.remote(num_cpus=1)(cls).options(
+        max_restarts=restarts, max_task_retries=restarts, runtime_env={"env_vars": ACTOR_ENV}
+    )
+    return [remote.remote(*args) for _ in range(settings.num_workers)]

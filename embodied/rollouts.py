@@ -1,23 +1,56 @@
-"""One rollout driver for MuJoCo and for world models, start frames from datasets, and
-imagined rollouts on disk (zarr) and as mp4.
+"""The one rollout driver, for MuJoCo and for world models, and rollouts on disk (zarr, mp4).
 
 Both `envs.batched.BatchedTaskEnv` and `world_models.env.WorldModelEnv` speak the same
 batched protocol: `reset(seed, options) -> (obs, info)` and
 `step(actions (B, A) or (B, n, A)) -> (obs, reward, terminated, truncated, info)` with
 observations in the tasks' keys stacked along B and flags that stay set once an episode
-has ended. `rollout` drives either with a function from observations to action chunks.
+has ended. `rollout` drives either with an actor (`embodied.acting`: deterministic, or
+sampled and returning log-probs), until every episode has ended. Evaluation, RL in either
+env, recording the policy's episodes, judging real episodes in a world model and videos all
+run through it; what each needs beyond the returned `Rollout` (frames, goals reached, a
+LeRobot dataset) is a callback.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embodied.types import IMAGE_PREFIX, STATE, TASK
+from embodied.types import IMAGE_PREFIX, TASK
 
-Act = Callable[[dict], np.ndarray]  # batched observation -> actions (B, n, A)
+# batched observation -> actions (B, n, A), or (actions, extras: per-episode arrays such as
+# log-probs, stacked over calls into `Rollout.extras`)
+Act = Callable[[dict], np.ndarray | tuple[np.ndarray, dict]]
+
+
+@dataclass
+class Step:
+    """One call of the driver: the observation acted on, the actions sent (B, n, A), the
+    actor's extras, what the env returned, and which episodes were still running (alive)
+    when the actions were sent."""
+
+    t: int
+    obs: dict
+    actions: np.ndarray
+    extras: dict
+    next_obs: dict
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: dict
+    alive: np.ndarray
+
+
+class Callback:
+    """Sees every reset and step of a rollout; subclasses override what they need."""
+
+    def on_reset(self, obs: dict, info: dict) -> None:
+        pass
+
+    def on_step(self, step: Step) -> None:
+        pass
 
 
 @dataclass
@@ -29,6 +62,8 @@ class Rollout:
         actions: float32 (T, B, n, A).
         rewards: float32 (T, B).
         ended: bool (T, B): the episode had ended after this call.
+        alive: bool (T, B): the episode was still running when call t was made.
+        extras: the actor's extras, per key (T, B, ...).
         tasks: B instructions.
         info: the last step's info.
     """
@@ -37,6 +72,8 @@ class Rollout:
     actions: np.ndarray = None
     rewards: np.ndarray = None
     ended: np.ndarray = None
+    alive: np.ndarray = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
     tasks: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
 
@@ -45,67 +82,83 @@ class Rollout:
         return self.rewards.sum(0)
 
 
+class _Frames(Callback):
+    """Every image of the observations, the reset one first: (T + 1, B, H, W, 3) per key."""
+
+    def __init__(self):
+        self.frames: dict[str, list] = {}
+
+    def on_reset(self, obs: dict, info: dict) -> None:
+        self.frames = {k: [obs[k]] for k in obs if k.startswith(IMAGE_PREFIX)}
+
+    def on_step(self, step: Step) -> None:
+        for key, frames in self.frames.items():
+            frames.append(step.next_obs[key])
+
+
 def rollout(
     env: Any,
     act: Act,
-    max_calls: int,
+    max_calls: int | None = None,
     seed: int | None = None,
     options: dict | None = None,
     record: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> Rollout:
-    """Run B episodes until all have ended or `max_calls` chunks have been sent."""
-    obs, _ = env.reset(seed=seed, options=options)
-    keys = [k for k in obs if k.startswith(IMAGE_PREFIX)]
-    frames = {k: [obs[k]] for k in keys} if record else {}
-    actions, rewards, ended = [], [], []
-    info: dict = {}
-    for _ in range(max_calls):
-        chunk = np.asarray(act(obs), dtype=np.float32)
-        obs, reward, terminated, truncated, info = env.step(chunk)
-        actions.append(chunk if chunk.ndim == 3 else chunk[:, None])
-        rewards.append(reward)
-        ended.append(terminated | truncated)
-        for k in frames:
-            frames[k].append(obs[k])
-        if ended[-1].all():
+    """Run B episodes until all have ended (or `max_calls` calls were made). The actor's
+    `reset()`, if it has one, is called after the env's."""
+    frames = _Frames() if record else None
+    callbacks = [*callbacks, *([frames] if frames else [])]
+    obs, info = env.reset(seed=seed, options=options)
+    if hasattr(act, "reset"):
+        act.reset()
+    for callback in callbacks:
+        callback.on_reset(obs, info)
+    alive = np.ones(len(obs[TASK]), dtype=bool)
+    calls: list[Step] = []
+    while max_calls is None or len(calls) < max_calls:
+        out = act(obs)
+        actions, extras = out if isinstance(out, tuple) else (out, {})
+        actions = np.asarray(actions, dtype=np.float32)
+        actions = actions[:, None] if actions.ndim == 2 else actions
+        next_obs, reward, terminated, truncated, info = env.step(actions)
+        step = Step(len(calls), obs, actions, extras, next_obs, reward, terminated, truncated,
+                    info, alive)  # fmt: skip
+        for callback in callbacks:
+            callback.on_step(step)
+        calls.append(step)
+        obs, alive = next_obs, ~(terminated | truncated)
+        if not alive.any():
             break
     return Rollout(
-        frames={k: np.stack(v) for k, v in frames.items()},
-        actions=np.stack(actions),
-        rewards=np.stack(rewards),
-        ended=np.stack(ended),
+        frames={k: np.stack(v) for k, v in frames.frames.items()} if frames else {},
+        actions=np.stack([s.actions for s in calls]),
+        rewards=np.stack([s.reward for s in calls]),
+        ended=np.stack([s.terminated | s.truncated for s in calls]),
+        alive=np.stack([s.alive for s in calls]),
+        extras={k: np.stack([s.extras[k] for s in calls]) for k in calls[0].extras},
         tasks=list(obs[TASK]),
-        info=info,
+        info=calls[-1].info,
     )
 
 
-def policy_act(policy: Any, pre: Any, post: Any, n_action_steps: int | None = None) -> Act:
-    """A LeRobot policy as an `Act`: the first `n_action_steps` actions of its deterministic
-    chunk (the policy's own setting by default), in the env's action units."""
-    import torch
+class Replay:
+    """Recorded actions (B, T, A) as an actor: `per_call` of them each call, zeros past T
+    (an episode shorter than the batch's longest has ended by then)."""
 
-    n = n_action_steps or policy.config.n_action_steps
-    keys = sorted(policy.config.image_features)
+    def __init__(self, actions: np.ndarray, per_call: int):
+        self.actions, self.per_call, self.t = actions, per_call, 0
 
-    @torch.no_grad()
-    def act(obs: dict) -> np.ndarray:
-        chunk = policy.predict_action_chunk(pre(policy_batch(obs, keys)))[:, :n]
-        return post(chunk).cpu().numpy()
+    def reset(self) -> None:
+        self.t = 0
 
-    return act
-
-
-def policy_batch(obs: dict, image_keys: list[str]) -> dict:
-    """Batched env observations -> a LeRobot batch: float CHW images in [0, 1], float state."""
-    import torch
-
-    batch = {
-        k: torch.from_numpy(np.asarray(obs[k])).permute(0, 3, 1, 2).float() / 255.0
-        for k in image_keys
-    }
-    batch[STATE] = torch.from_numpy(np.asarray(obs[STATE], dtype=np.float32))
-    batch[TASK] = list(obs[TASK])
-    return batch
+    def __call__(self, obs: dict) -> np.ndarray:
+        B, _, A = self.actions.shape
+        chunk = np.zeros((B, self.per_call, A), dtype=np.float32)
+        part = self.actions[:, self.t : self.t + self.per_call]
+        chunk[:, : part.shape[1]] = part
+        self.t += self.per_call
+        return chunk
 
 
 def write_zarr(path: str | Path, result: Rollout) -> Path:

@@ -5,6 +5,10 @@ their observations stacked along a leading B axis, so one rollout driver
 (`embodied.rollouts.rollout`) runs a policy in MuJoCo and in a world model alike. As in
 `world_models.env.WorldModelEnv`, episodes end together: a finished episode keeps its last
 observation, gets zero reward and keeps its flags set until the next `reset()`.
+
+An episode terminates once its task has been solved for `success_hold` steps after the
+first success (0: at the first success, as evaluation wants; recordings hold a few more,
+so the data shows the finished state), or is truncated at the task's horizon.
 """
 
 import numpy as np
@@ -14,15 +18,16 @@ from envs.robosuite_env import RobosuiteEnv, make_env
 
 
 class BatchedTaskEnv:
-    def __init__(self, task: str, num_envs: int, **env_kwargs):
+    def __init__(self, task: str, num_envs: int, success_hold: int = 0, **env_kwargs):
         self.envs: list[RobosuiteEnv] = [make_env(task, **env_kwargs) for _ in range(num_envs)]
-        self.num_envs = num_envs
+        self.num_envs, self.success_hold = num_envs, success_hold
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         """`options["seeds"]` (B seeds) and `options["tasks"]` (B instructions) pick each
-        episode; by default episode i gets seed `seed + i` and its seed's instruction."""
+        episode; by default episode i gets seed `seed + i` and its seed's instruction. The
+        info holds the seeds and each episode's simulator state after the reset."""
         options = options or {}
         seeds = options.get("seeds")
         if seeds is None:
@@ -36,12 +41,17 @@ class BatchedTaskEnv:
             for env, s, t in zip(self.envs, seeds, tasks, strict=True)
         ]
         self._obs = [obs for obs, _ in results]
-        self._terminated = np.zeros(self.num_envs, dtype=bool)
-        self._truncated = np.zeros(self.num_envs, dtype=bool)
-        self._success = np.zeros(self.num_envs, dtype=bool)
-        return _stack(self._obs), {"seeds": list(seeds)}
+        n = self.num_envs
+        self._terminated, self._truncated = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        self._success, self._now = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        self._held = np.zeros(n, dtype=np.int64)
+        self._achieved: list[set[str]] = [set() for _ in range(n)]
+        info = {"seeds": list(seeds), "start_states": [env.get_state() for env in self.envs]}
+        return _stack(self._obs), info
 
     def step(self, actions: np.ndarray):
+        """Info: `is_success` (the episode has succeeded at some step), `success_now` (its
+        last step is a success), `achieved` (every goal reached so far), `steps`."""
         actions = np.asarray(actions, dtype=np.float32)
         if actions.ndim == 2:
             actions = actions[:, None]
@@ -54,15 +64,24 @@ class BatchedTaskEnv:
             for action in actions[b]:
                 if self._terminated[b] or self._truncated[b]:
                     break
-                self._obs[b], r, terminated, truncated, info = env.step(action)
-                reward[b] += r
-                self._success[b] |= info["is_success"]
-                self._terminated[b], self._truncated[b] = terminated, truncated
+                reward[b] += self._step_one(b, env, action)
         info = {
             "is_success": self._success.copy(),
+            "success_now": self._now.copy(),
+            "achieved": [sorted(a) for a in self._achieved],
             "steps": np.array([e.elapsed_steps for e in self.envs]),
         }
         return _stack(self._obs), reward, self._terminated.copy(), self._truncated.copy(), info
+
+    def _step_one(self, b: int, env: RobosuiteEnv, action: np.ndarray) -> float:
+        self._obs[b], r, success, truncated, info = env.step(action)
+        self._achieved[b].update(info["achieved"])
+        self._now[b] = success
+        self._success[b] |= success
+        self._held[b] = self._held[b] + 1 if success else 0
+        self._terminated[b] = self._held[b] > self.success_hold
+        self._truncated[b] = truncated and not self._terminated[b]
+        return r
 
     def close(self) -> None:
         for env in self.envs:

@@ -4,7 +4,8 @@ import pytest
 
 from embodied.data.record import CollectConfig
 from embodied.eval_world_model import EvalWorldModelConfig
-from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings
+from embodied.evaluate import EvalConfig
+from embodied.mujoco_eval import EnvSettings, EvalSettings
 from embodied.pipeline import PipelineConfig, run_pipeline
 from embodied.ray_utils import RaySettings
 from embodied.rl.finetune import AlgoSettings, FinetuneConfig

@@ -208,7 +208,9 @@ def test_nan_loss_stops_training_with_a_clear_error(recorded, tmp_path, monkeypa
 
 @pytest.mark.sim
 def test_eval_writes_summary_records_and_videos(recorded, tmp_path):
-    from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings, PolicyRef, evaluate
+    from embodied.evaluate import EvalConfig, evaluate
+    from embodied.mujoco_eval import EnvSettings, EvalSettings
+    from embodied.refs import PolicyRef
 
     root, _ = recorded
     checkpoint = _train(tmp_path, root, 2)
@@ -234,7 +236,7 @@ def test_eval_writes_summary_records_and_videos(recorded, tmp_path):
 
 
 def test_instruction_following_counts_the_goal_of_the_given_text():
-    from embodied.evaluate import instruction_following
+    from embodied.mujoco_eval import instruction_following
 
     red, green = "lift the red cube", "lift the green cube"
     rows = [  # shuffled: the policy read the other instruction
@@ -278,7 +280,9 @@ def test_lerobot_baselines_train_and_reload(recorded, tmp_path, kind):
 
 @pytest.mark.sim
 def test_eval_runs_an_act_baseline_with_its_own_replanning(recorded, tmp_path):
-    from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings, PolicyRef, evaluate
+    from embodied.evaluate import EvalConfig, evaluate
+    from embodied.mujoco_eval import EnvSettings, EvalSettings
+    from embodied.refs import PolicyRef
 
     root, _ = recorded
     checkpoint = _train(tmp_path, root, 2, policy=BASELINES["act"])
@@ -325,7 +329,10 @@ def test_unreachable_ray_address_fails_before_work(recorded, tmp_path):
 def test_eval_on_two_ray_workers_matches_in_process(recorded, tmp_path):
     import ray
 
-    from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings, PolicyRef, evaluate
+    from embodied.evaluate import EvalConfig, evaluate
+    from embodied.mujoco_eval import EnvSettings, EvalSettings
+    from embodied.ray_utils import RaySettings
+    from embodied.refs import PolicyRef
 
     root, _ = recorded
     checkpoint = str(_train(tmp_path, root, 2))
@@ -334,7 +341,8 @@ def test_eval_on_two_ray_workers_matches_in_process(recorded, tmp_path):
         config = EvalConfig(
             policy=PolicyRef(checkpoint),
             env=EnvSettings(task="lift"),
-            eval=EvalSettings(n_episodes=2, videos=1, workers=workers),
+            eval=EvalSettings(n_episodes=2, videos=1, batch_size=1),
+            ray=RaySettings(num_workers=workers),
             output_dir=str(tmp_path / f"eval{workers}"),
         )
         try:

@@ -181,8 +181,9 @@ def test_rollouts_are_deterministic_and_round_trip_through_zarr(wm_env, tmp_path
 def test_one_policy_and_one_rollout_driver_for_mujoco_and_the_world_model(wm_env, recorded):
     from lerobot.policies.factory import make_pre_post_processors
 
+    from embodied.acting import ChunkSampler
     from embodied.policy_io import policy_config_for
-    from embodied.rollouts import policy_act, rollout
+    from embodied.rollouts import rollout
     from envs.batched import BatchedTaskEnv
     from policies.vla.modeling_vla import VLAPolicy
 
@@ -190,7 +191,8 @@ def test_one_policy_and_one_rollout_driver_for_mujoco_and_the_world_model(wm_env
     settings = {"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2}
     config = policy_config_for(dataset.meta, settings)
     policy = VLAPolicy(config).eval()
-    act = policy_act(policy, *make_pre_post_processors(config, dataset_stats=dataset.meta.stats))
+    pre, post = make_pre_post_processors(config, dataset_stats=dataset.meta.stats)
+    act = ChunkSampler(policy, pre, post, config.n_action_steps, 1.0, torch.Generator())
     sim = BatchedTaskEnv("lift", num_envs=2, cameras=("agentview", "wrist"), image_size=64)
     for target in (env, sim):
         result = rollout(target, act, max_calls=2, seed=3)
@@ -280,7 +282,7 @@ def test_eval_world_model_writes_the_figures(recorded, tmp_path):
 
 
 def test_whole_episodes_are_judged_as_rl_judges_them(recorded, tmp_path):
-    from embodied.eval_world_model import judge_episodes
+    from embodied.imagination import judge_episodes
 
     root, _ = recorded
     model = load_world_model(_train(tmp_path, root, 2))
@@ -298,7 +300,7 @@ def test_whole_episodes_are_judged_as_rl_judges_them(recorded, tmp_path):
 def test_a_strided_model_imagines_whole_chunks(recorded, tmp_path):
     """frame_stride=5: windows hold frames 5 steps apart and the 5 actions between them;
     the environment feeds chunks 5 actions at a time and counts environment steps."""
-    from embodied.eval_world_model import judge_episodes
+    from embodied.imagination import judge_episodes
     from world_models.env import StartBank, WorldModelEnv
 
     root, _ = recorded

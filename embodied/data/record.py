@@ -16,7 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from embodied.data.source import EPISODES_SIDECAR, INCOMPLETE_MARKER
-from embodied.types import ACTION, DONE, REWARD, STATE, SUCCESS, image_key
+from embodied.rollouts import Callback, Step
+from embodied.types import ACTION, DONE, REWARD, STATE, SUCCESS, TASK, image_key
 
 FPS = 20
 
@@ -192,6 +193,29 @@ def write_dataset(
     (partial / INCOMPLETE_MARKER).unlink()
     partial.rename(root)
     return root
+
+
+class EpisodeFrames(Callback):
+    """A rollout's episodes as `envs.experts.Frame` lists (for `write_dataset`), recorded
+    while each runs; the actor must send one action per call."""
+
+    def on_reset(self, obs: dict, info: dict) -> None:
+        self.start_states = info["start_states"]
+        self.episodes: list[list] = [[] for _ in self.start_states]
+
+    def on_step(self, step: Step) -> None:
+        from envs.experts import Frame
+
+        if step.actions.shape[1] != 1:
+            raise ValueError(f"recording needs one action per call, got {step.actions.shape[1]}")
+        ended = step.terminated | step.truncated
+        for b in np.flatnonzero(step.alive):
+            observation = {k: v[b] for k, v in step.obs.items() if k != TASK}
+            observation[TASK] = step.obs[TASK][b]
+            start = None if self.episodes[b] else self.start_states[b]
+            self.episodes[b].append(Frame(observation, step.actions[b, 0], float(step.reward[b]),
+                                          bool(step.info["success_now"][b]), bool(ended[b]),
+                                          start))  # fmt: skip
 
 
 def _lerobot_frame(frame) -> dict:

@@ -400,7 +400,7 @@ class Learner:
         return adv, torch.ones_like(adv, dtype=torch.bool), returns
 
     def _obs(self, data: dict, idx: np.ndarray) -> dict:
-        from embodied.rollouts import policy_batch
+        from embodied.acting import policy_batch
 
         obs = {k: v[idx] for k, v in data["obs"].items()}
         return self.pre(policy_batch(obs, self.image_keys))
@@ -412,8 +412,8 @@ class Learner:
     def _update(self, batches: list[dict], iteration: int) -> dict:
         import torch
 
+        from embodied.acting import executed_steps
         from embodied.rl.losses import clipped_surrogate, gaussian_kl
-        from embodied.rl.rollout_worker import executed_steps
 
         algo = self.config.algo
         data = self._decisions(batches)
@@ -483,21 +483,16 @@ class Learner:
     # --- MuJoCo check, checkpoints ----------------------------------------------------
     def _mujoco_check(self, iteration: int) -> dict:
         """True success of the current policy in MuJoCo (same seeds every time)."""
-        from embodied.evaluate import EnvSettings, EvalConfig, EvalSettings, evaluate
+        from embodied.files import folder_written_atomically
+        from embodied.mujoco_eval import EnvSettings, EvalSettings, evaluate_policy
 
         folder = self.out / "mujoco_checks" / f"{iteration:05d}"
-        self._save_policy(folder / "policy")
-        summary = evaluate(
-            EvalConfig(
-                policy=PolicyRef(str(folder / "policy")),
-                env=EnvSettings(task=self.config.eval_task),
-                eval=EvalSettings(
-                    n_episodes=self.config.eval_episodes,
-                    videos=0,
-                    n_action_steps=self.n_action_steps,
-                ),
-                output_dir=str(folder),
-            )
+        with folder_written_atomically(folder / "policy") as tmp:
+            self._save_policy(tmp)
+        settings = EvalSettings(n_episodes=self.config.eval_episodes, videos=0,
+                                n_action_steps=self.n_action_steps)  # fmt: skip
+        summary = evaluate_policy(
+            str(folder / "policy"), EnvSettings(task=self.config.eval_task), settings, folder
         )
         return {
             "mujoco_success": summary["success_rate"],
@@ -557,7 +552,7 @@ class Learner:
         RL without reward (on the CPU benchmark, a fixed half of each batch from a dozen
         mostly failed episodes cut the held-out recall from 0.76 to 0.36)."""
         from embodied.data.dataset import CachedDataset
-        from embodied.eval_world_model import judge_episodes
+        from embodied.imagination import judge_episodes
         from world_models.registry import load_world_model
 
         dataset = CachedDataset.open(self.config.dataset)

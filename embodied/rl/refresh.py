@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from embodied.files import folder_written_atomically
-from embodied.types import PAD_SUFFIX, TASK
+from embodied.types import IMAGE_PREFIX, PAD_SUFFIX, TASK
 
 REFRESH_DIR = "refresh"
 WORLD_MODELS_DIR = "world_models"
+SUCCESS_HOLD = 10  # steps recorded after a success, so the data shows the finished state
 
 
 @dataclass
@@ -56,68 +57,46 @@ class RefreshSettings:
     lr: float = 0.0
 
 
-def record_policy_episodes(
-    root: Path,
-    policy: Any,
-    pre: Any,
-    post: Any,
-    tasks: str,
-    episodes: int,
-    seed: int,
-    n_action_steps: int,
-    temperature: float,
-    image_keys: list[str],
-    image_size: int,
-) -> Path:
-    """Run the policy in MuJoCo, sampling chunks at `temperature`, and record every camera
-    in `image_keys` as a LeRobot dataset at `root` (through `write_dataset`, as collect)."""
+def record_policy_episodes(root: Path, policy: Any, pre: Any, post: Any, tasks: str,
+                           episodes: int, seed: int, n_action_steps: int, temperature: float,
+                           image_keys: list[str], image_size: int) -> Path:  # fmt: skip
+    """Run the policy in MuJoCo, `episodes` per task in lockstep, re-planning every
+    `n_action_steps` and sampling chunks at `temperature` as it does in imagination, and
+    record every camera in `image_keys` as a LeRobot dataset at `root` (through
+    `write_dataset`, as collect). Episode i of the k-th task has seed `seed + 100_000 k + i`."""
+    import copy
+
     import torch
 
-    from embodied.data.record import write_dataset
-    from embodied.types import IMAGE_PREFIX
-    from envs.experts import episode_frames
-    from envs.robosuite_env import make_env
+    from embodied.acting import PolicyActor
+    from embodied.data.record import EpisodeFrames, write_dataset
+    from embodied.rollouts import rollout
+    from envs.batched import BatchedTaskEnv
     from envs.tasks import parse_tasks
 
     specs = parse_tasks(tasks)
     cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in image_keys)
-    policy_keys = sorted(policy.config.image_features)
-
-    def sampler(generator: torch.Generator):
-        queue: list[np.ndarray] = []
-
-        def act(obs: dict) -> np.ndarray:
-            from embodied.evaluate import observation_batch
-
-            if not queue:
-                with torch.no_grad():
-                    batch = pre(observation_batch(obs, policy_keys, obs[TASK]))
-                    chunk = policy.distribution(batch).sample(temperature, generator=generator)
-                    queue.extend(post(chunk[:, :n_action_steps]).clamp(-1.0, 1.0)[0].numpy())
-            return queue.pop(0)
-
-        return act
+    policy = copy.deepcopy(policy).eval()  # re-plans at RL's rate; the learner's is untouched
+    policy.config.n_action_steps = n_action_steps
 
     def stream():
         for k, spec in enumerate(specs):
-            env = make_env(spec.name, cameras=cameras, image_size=image_size)
-            for i in range(episodes):
-                episode_seed = seed + 100_000 * k + i
-                instruction = spec.instructions[i % len(spec.instructions)]
-                obs, _ = env.reset(seed=episode_seed, options={"task": instruction})
-                generator = torch.Generator().manual_seed(episode_seed)
-                row = {"task": spec.name, "instruction": instruction, "seed": episode_seed}
-                yield row, episode_frames(env, obs, sampler(generator))
+            seeds = [seed + 100_000 * k + i for i in range(episodes)]
+            instructions = [spec.instructions[i % len(spec.instructions)] for i in range(episodes)]
+            env = BatchedTaskEnv(spec.name, episodes, success_hold=SUCCESS_HOLD,
+                                 cameras=cameras, image_size=image_size)  # fmt: skip
+            generator = torch.Generator().manual_seed(seeds[0])
+            actor = PolicyActor(policy, pre, post, temperature=temperature, generator=generator)
+            frames = EpisodeFrames()
+            rollout(env, actor, options={"seeds": seeds, "tasks": instructions},
+                    callbacks=[frames])  # fmt: skip
             env.close()
+            for s, text, episode in zip(seeds, instructions, frames.episodes, strict=True):
+                yield {"task": spec.name, "instruction": text, "seed": s}, episode
 
-    return write_dataset(
-        root,
-        stream(),
-        total=len(specs) * episodes,
-        repo_id="local/embodied_refresh",
-        cameras=cameras,
-        image_size=image_size,
-    )
+    return write_dataset(root, stream(), total=len(specs) * episodes,
+                         repo_id="local/embodied_refresh", cameras=cameras,
+                         image_size=image_size)  # fmt: skip
 
 
 def refresh_world_model(

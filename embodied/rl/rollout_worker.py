@@ -11,15 +11,7 @@ from typing import Any
 
 import numpy as np
 
-
-def executed_steps(chunk_size: int, n_action_steps: int):
-    """(chunk_size,) bool: True for the first `n_action_steps` actions of a chunk, the ones
-    executed, whose log-probability a decision's probability is made of."""
-    import torch
-
-    mask = torch.zeros(chunk_size, dtype=torch.bool)
-    mask[:n_action_steps] = True
-    return mask
+from embodied.types import STATE
 
 
 @dataclass
@@ -94,39 +86,26 @@ class RolloutWorker:
         `group` (B,), `success` (B,), `steps` (B,)."""
         import torch
 
-        from embodied.rollouts import policy_batch
+        from embodied.acting import ChunkSampler
+        from embodied.imagination import Observations, sample_groups
 
         spec = self.spec
         self.set_weights(weights)
         self.use_world_model(world_model_path or spec.world_model_path)
-        rng = np.random.default_rng(seed)
-        chosen = rng.integers(len(self.env.starts), size=spec.starts)
-        obs, _ = self.env.reset(seed=seed, options={"starts": np.repeat(chosen, spec.group_size)})
-        generator = torch.Generator().manual_seed(seed)
         n = spec.n_action_steps or self.policy.config.n_action_steps
-        mask = executed_steps(self.policy.config.chunk_size, n)
-        steps: list[dict] = []
-        ended = np.zeros(self.env.num_envs, dtype=bool)
-        while not ended.all():
-            with torch.no_grad():
-                dist = self.policy.distribution(self.pre(policy_batch(obs, self.image_keys)))
-                chunk = dist.sample(spec.temperature, generator=generator)
-                log_prob = dist.log_prob(
-                    chunk, mask=mask.expand(len(chunk), -1), temperature=spec.temperature
-                )
-                executed = self.post(chunk[:, :n]).clamp(-1.0, 1.0).numpy()
-            record = {f"obs/{k}": obs[k] for k in [*self.image_keys, "observation.state"]}
-            record.update(actions=chunk.numpy(), log_prob=log_prob.numpy(), alive=~ended)
-            obs, reward, terminated, truncated, _ = self.env.step(executed)
-            record["reward"] = reward
-            steps.append(record)
-            ended = terminated | truncated
-        out = {k: np.stack([s[k] for s in steps]) for k in steps[0]}
-        out.update(
-            task=np.array(self.env.tasks),
-            start=self.env.start_index,
-            group=np.repeat(np.arange(spec.starts), spec.group_size),
-            success=out["reward"].sum(0) > 0,
-            steps=self.env.steps.copy(),
-        )
-        return out
+        generator = torch.Generator().manual_seed(seed)
+        actor = ChunkSampler(self.policy, self.pre, self.post, n, spec.temperature, generator)
+        seen = Observations([*self.image_keys, STATE])
+        result, start = sample_groups(self.env, actor, spec.starts, spec.group_size, seed, [seen])
+        return {
+            **{f"obs/{k}": v for k, v in seen.stacked().items()},
+            "actions": result.extras["chunk"],
+            "log_prob": result.extras["log_prob"],
+            "alive": result.alive,
+            "reward": result.rewards,
+            "task": np.array(result.tasks),
+            "start": start,
+            "group": np.repeat(np.arange(spec.starts), spec.group_size),
+            "success": result.returns > 0,
+            "steps": self.env.steps.copy(),
+        }

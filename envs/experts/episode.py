@@ -43,7 +43,7 @@ def episode_frames(
 ) -> Iterator[Frame]:
     """From a freshly reset `env` and its observation, act until success has been held for
     `success_hold` steps (so the data shows the finished state) or the horizon is reached.
-    Experts and policies (RL's world-model refresh) record through this one loop."""
+    Experts record through this loop; policies record through the rollout driver."""
     held = 0
     start_state = env.get_state()
     while True:

@@ -141,11 +141,15 @@ class VLAPolicy(PreTrainedPolicy):
         return self.distribution(batch).mode
 
     @torch.no_grad()
-    def select_action(self, batch: dict, **kwargs) -> Tensor:
-        """The next action (B, A); a new chunk is predicted every `n_action_steps` calls."""
+    def select_action(
+        self, batch: dict, temperature: float | None = None, generator=None, **kwargs
+    ) -> Tensor:
+        """The next action (B, A); a new chunk is predicted every `n_action_steps` calls: the
+        distribution's mean, or a sample at `temperature` (how RL's policy acts)."""
         if not self._queue:
-            chunk = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]
-            self._queue.extend(chunk.transpose(0, 1))
+            dist = self.distribution(batch)
+            chunk = dist.mode if temperature is None else dist.sample(temperature, generator)
+            self._queue.extend(chunk[:, : self.config.n_action_steps].transpose(0, 1))
         return self._queue.popleft()
 
 
