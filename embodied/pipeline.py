@@ -9,8 +9,10 @@ under the run directory:
     data/  policy/  world_model/  world_model_eval/  eval_pretrained/  finetune/
     eval_finetuned/  report.md  report.json  plots/  stages/<name>.json
 
-`stages/<name>.json` records the config a stage finished with, `<name>.started.json` the
-one it started with. A stage is skipped when its record matches; otherwise it runs. A
+`stages/<name>.json` records the config a stage finished with and the path it returned
+(a later stage's config is built from those paths, never from a guessed layout),
+`<name>.started.json` the one it started with. A stage is skipped when its record matches;
+otherwise it runs. A
 stage that runs erases the records of every stage that reads its output (`Stage.inputs`,
 directly or not), so those run again too. A new world-model setting thus reruns the world
 model, RL and what follows, but not the MuJoCo evaluation of the unchanged pretrained
@@ -60,11 +62,12 @@ class PipelineConfig:
 
 @dataclass
 class Stage:
-    """A command run on its config; `resumable` stages continue from their checkpoints.
-    `inputs` names the earlier stages whose outputs it reads."""
+    """A command run on a config built from the results of earlier stages (`make(results)`:
+    the paths they returned, by stage name); `resumable` stages continue from their
+    checkpoints. `inputs` names the earlier stages whose outputs it reads."""
 
     name: str
-    config: object
+    make: Callable[[dict], object]
     output: Path
     run: Callable[[object], object]
     inputs: tuple[str, ...] = ()
@@ -81,85 +84,55 @@ def _stages(config: PipelineConfig) -> list[Stage]:
     from embodied.train_world_model import train_world_model
 
     out = Path(config.output_dir)
-    data = DatasetConfig(root=str(out / "data"))
-    final = "checkpoints/{:07d}/pretrained_model"
-    policy_path = out / "policy" / final.format(config.train_policy.steps)
-    world_model_path = out / "world_model" / final.format(config.train_world_model.steps)
-    finetuned_path = out / "finetune" / final.format(config.finetune.iterations)
-    dataset = replace(config.train_policy.dataset, root=data.root)
+
+    def data(results: dict) -> DatasetConfig:
+        return replace(config.train_policy.dataset, root=results["collect"])
+
+    def trained(section, name: str):
+        return lambda r: replace(section, dataset=data(r), output_dir=str(out / name))
+
+    def evaluated(policy_stage: str, name: str):
+        return lambda r: replace(config.eval, policy=PolicyRef(r[policy_stage]),
+                                 output_dir=str(out / name))  # fmt: skip
+
     stages = [
-        Stage("collect", replace(config.collect, root=data.root), out / "data", collect),
-        Stage(
-            "train_policy",
-            replace(config.train_policy, dataset=dataset, output_dir=str(out / "policy")),
-            out / "policy",
-            train_policy,
-            inputs=("collect",),
-            resumable=True,
-        ),
-        Stage(
-            "train_world_model",
-            replace(config.train_world_model, dataset=dataset, output_dir=str(out / "world_model")),
-            out / "world_model",
-            train_world_model,
-            inputs=("collect",),
-            resumable=True,
-        ),
-        Stage(
-            "eval_world_model",
-            replace(
-                config.eval_world_model,
-                world_model=WorldModelRef(str(world_model_path)),
-                dataset=dataset,
-                output_dir=str(out / "world_model_eval"),
-                policy=PolicyRef(str(policy_path)),  # imagined as RL will imagine it
-                policy_horizon=config.finetune.horizon,
-                policy_temperature=config.finetune.algo.temperature,
-            ),
-            out / "world_model_eval",
-            evaluate_world_model,
-            inputs=("collect", "train_policy", "train_world_model"),
-        ),
-        Stage(
-            "eval_pretrained",
-            replace(
-                config.eval,
-                policy=PolicyRef(str(policy_path)),
-                output_dir=str(out / "eval_pretrained"),
-            ),
-            out / "eval_pretrained",
-            evaluate,
-            inputs=("train_policy",),
-        ),
-        Stage(
-            "finetune",
-            replace(
-                config.finetune,
-                policy=PolicyRef(str(policy_path)),
-                world_model=WorldModelRef(str(world_model_path)),
-                dataset=dataset,
-                output_dir=str(out / "finetune"),
-            ),
-            out / "finetune",
-            finetune,
-            inputs=("collect", "train_policy", "train_world_model"),
-            resumable=True,
-        ),
-        Stage(
-            "eval_finetuned",
-            replace(
-                config.eval,
-                policy=PolicyRef(str(finetuned_path)),
-                output_dir=str(out / "eval_finetuned"),
-            ),
-            out / "eval_finetuned",
-            evaluate,
-            inputs=("finetune",),
-        ),
-    ]
+        Stage("collect", lambda r: replace(config.collect, root=str(out / "data")),
+              out / "data", collect),
+        Stage("train_policy", trained(config.train_policy, "policy"), out / "policy",
+              train_policy, ("collect",), resumable=True),
+        Stage("train_world_model", trained(config.train_world_model, "world_model"),
+              out / "world_model", train_world_model, ("collect",), resumable=True),
+        Stage("eval_world_model", lambda r: _eval_world_model(config, r, data(r)),
+              out / "world_model_eval", evaluate_world_model,
+              ("collect", "train_policy", "train_world_model")),
+        Stage("eval_pretrained", evaluated("train_policy", "eval_pretrained"),
+              out / "eval_pretrained", evaluate, ("train_policy",)),
+        Stage("finetune", lambda r: replace(
+                  config.finetune, policy=PolicyRef(r["train_policy"]),
+                  world_model=WorldModelRef(r["train_world_model"]), dataset=data(r),
+                  output_dir=str(out / "finetune")),
+              out / "finetune", finetune, ("collect", "train_policy", "train_world_model"),
+              resumable=True),
+        Stage("eval_finetuned", evaluated("finetune", "eval_finetuned"),
+              out / "eval_finetuned", evaluate, ("finetune",)),
+    ]  # fmt: skip
     # the report reads every stage's results and wall time
     inputs = tuple(s.name for s in stages)
-    return [*stages, Stage("report", str(out), out / "report.md", build_report, inputs)]
+    return [*stages, Stage("report", lambda r: str(out), out / "report.md", build_report, inputs)]
+
+
+def _eval_world_model(config: PipelineConfig, results: dict, data: DatasetConfig):
+    """The world model measured on held-out episodes, and the pretrained policy imagined in
+    it as RL will imagine it (finetune's horizon and temperature)."""
+    return replace(
+        config.eval_world_model,
+        world_model=WorldModelRef(results["train_world_model"]),
+        dataset=data,
+        output_dir=str(Path(config.output_dir) / "world_model_eval"),
+        policy=PolicyRef(results["train_policy"]),
+        policy_horizon=config.finetune.horizon,
+        policy_temperature=config.finetune.algo.temperature,
+    )
 
 
 def _as_json(config: object) -> object:
@@ -179,23 +152,26 @@ def _read_config(path: Path) -> dict | None:
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
-    """Run (or skip) every stage; returns the wall time of the stages that ran and their
-    results."""
+    """Run (or skip) every stage; returns the wall time of the stages that ran and every
+    stage's result (the path it wrote, for those that return one)."""
     out = Path(config.output_dir)
     stages = _stages(config)
     wall: dict[str, float] = {}
     results: dict[str, object] = {}
     for i, stage in enumerate(stages):
-        settings = _as_json(stage.config)
+        stage_config = stage.make(results)
+        settings = _as_json(stage_config)
         done, started = _records(out, stage.name)
-        if _read_config(done) == settings and stage.output.exists():
+        record = json.loads(done.read_text()) if done.is_file() else {}
+        if record.get("config") == settings and "result" in record and stage.output.exists():
             print(f"{stage.name}: done earlier, reusing {stage.output}")
+            results[stage.name] = record["result"]
             continue
         # what reads this stage's output is stale from now on, even if this run stops
         # before reaching it: forget its records, so no run skips or resumes it
         for later in _dependents(stage.name, stages[i + 1 :]):
-            for record in _records(out, later):
-                record.unlink(missing_ok=True)
+            for path in _records(out, later):
+                path.unlink(missing_ok=True)
         done.unlink(missing_ok=True)
         # resume only a stage interrupted with these settings (and inputs, see above)
         if not (stage.resumable and _read_config(started) == settings):
@@ -203,9 +179,11 @@ def run_pipeline(config: PipelineConfig) -> dict:
             _write(started, {"config": settings})
         print(f"== {stage.name} ==")
         start = time.perf_counter()
-        results[stage.name] = stage.run(stage.config)
+        result = stage.run(stage_config)
         wall[stage.name] = time.perf_counter() - start
-        _write(done, {"config": settings, "wall_s": wall[stage.name]})
+        results[stage.name] = str(result) if isinstance(result, str | Path) else None
+        _write(done, {"config": settings, "wall_s": wall[stage.name],
+                      "result": results[stage.name]})  # fmt: skip
     return {"wall_s": wall, "results": results}
 
 

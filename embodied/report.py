@@ -125,67 +125,62 @@ def _plots(run: Path, report: dict, world_model: dict) -> list[str]:
     out = run / "plots"
     out.mkdir(exist_ok=True)
     made = []
-    curve = report["rl_curve"]
-    if curve:
+    drawings = [
+        ("rl_curve", _draw_rl_curve, report["rl_curve"]),
+        ("world_model_psnr", _draw_psnr, world_model if world_model.get("curves") else None),
+        ("success", _draw_success, report["per_task"]),
+    ]
+    for name, draw, data in drawings:
+        if not data:
+            continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        wm = [(r["iteration"], r["wm_success"]) for r in curve if r["wm_success"] is not None]
-        mj = [
-            (r["iteration"], r["mujoco_success"]) for r in curve if r["mujoco_success"] is not None
-        ]
-        if wm:
-            ax.plot(*zip(*wm, strict=True), label="imagined (world-model success)")
-        if mj:
-            ax.plot(*zip(*mj, strict=True), "o-", label="MuJoCo (true success)")
-        refresh = [(r["iteration"], r["refresh_success"]) for r in curve if r.get("refresh_success")
-                   is not None]  # fmt: skip
-        if refresh:
-            ax.plot(*zip(*refresh, strict=True), "s--", label="MuJoCo, sampling (refresh episodes)")
-        ax.set(
-            xlabel="RL iteration", ylabel="success rate", ylim=(0, 1), title="RL in the world model"
-        )
+        draw(ax, data)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "rl_curve.png", dpi=100)
+        fig.savefig(out / f"{name}.png", dpi=100)
         plt.close(fig)
-        made.append("plots/rl_curve.png")
-    if world_model.get("curves"):
-        c = world_model["curves"]
-        steps = range(1, len(c["psnr"]) + 1)
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(steps, c["psnr"], label="world model")
-        ax.plot(steps, c["psnr_copy"], "--", label="copy last frame")
-        stride = world_model.get("frame_stride", 1)
-        ax.set(
-            xlabel=f"model steps ahead (open loop; {stride} env steps each)",
-            ylabel="PSNR (dB)",
-            title="Imagined frames, held-out episodes",
-        )
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "world_model_psnr.png", dpi=100)
-        plt.close(fig)
-        made.append("plots/world_model_psnr.png")
-    if report["per_task"]:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        tasks = list(report["per_task"])
-        for offset, name in ((-0.2, "pretrained"), (0.2, "finetuned")):
-            xs, ys, err = [], [], [[], []]
-            for i, task in enumerate(tasks):
-                s = report["per_task"][task].get(name)
-                if s:
-                    xs.append(i + offset)
-                    ys.append(s["success_rate"])
-                    err[0].append(s["success_rate"] - s["ci_low"])
-                    err[1].append(s["ci_high"] - s["success_rate"])
-            ax.bar(xs, ys, width=0.4, yerr=err, capsize=4, label=name)
-        ax.set_xticks(range(len(tasks)), tasks)
-        ax.set(ylabel="MuJoCo success (95% CI)", ylim=(0, 1), title="Before and after RL")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "success.png", dpi=100)
-        plt.close(fig)
-        made.append("plots/success.png")
+        made.append(f"plots/{name}.png")
     return made
+
+
+def _draw_rl_curve(ax, curve: list[dict]) -> None:
+    wm = [(r["iteration"], r["wm_success"]) for r in curve if r["wm_success"] is not None]
+    mj = [(r["iteration"], r["mujoco_success"]) for r in curve if r["mujoco_success"] is not None]
+    refresh = [(r["iteration"], r["refresh_success"]) for r in curve
+               if r.get("refresh_success") is not None]  # fmt: skip
+    if wm:
+        ax.plot(*zip(*wm, strict=True), label="imagined (world-model success)")
+    if mj:
+        ax.plot(*zip(*mj, strict=True), "o-", label="MuJoCo (true success)")
+    if refresh:
+        ax.plot(*zip(*refresh, strict=True), "s--", label="MuJoCo, sampling (refresh episodes)")
+    ax.set(xlabel="RL iteration", ylabel="success rate", ylim=(0, 1), title="RL in the world model")
+
+
+def _draw_psnr(ax, world_model: dict) -> None:
+    c = world_model["curves"]
+    steps = range(1, len(c["psnr"]) + 1)
+    ax.plot(steps, c["psnr"], label="world model")
+    ax.plot(steps, c["psnr_copy"], "--", label="copy last frame")
+    stride = world_model.get("frame_stride", 1)
+    ax.set(xlabel=f"model steps ahead (open loop; {stride} env steps each)", ylabel="PSNR (dB)",
+           title="Imagined frames, held-out episodes")  # fmt: skip
+
+
+def _draw_success(ax, per_task: dict) -> None:
+    tasks = list(per_task)
+    for offset, name in ((-0.2, "pretrained"), (0.2, "finetuned")):
+        xs, ys, err = [], [], [[], []]
+        for i, task in enumerate(tasks):
+            s = per_task[task].get(name)
+            if s:
+                xs.append(i + offset)
+                ys.append(s["success_rate"])
+                err[0].append(s["success_rate"] - s["ci_low"])
+                err[1].append(s["ci_high"] - s["success_rate"])
+        ax.bar(xs, ys, width=0.4, yerr=err, capsize=4, label=name)
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set(ylabel="MuJoCo success (95% CI)", ylim=(0, 1), title="Before and after RL")
 
 
 def _fmt(s: dict | None) -> str:
@@ -195,14 +190,33 @@ def _fmt(s: dict | None) -> str:
 
 
 def _markdown(run: Path, report: dict, plots: list[str]) -> str:
-    lines = [
-        "# Run report",
-        "",
-        f"Run directory: `{run}`",
-        "",
-        "## MuJoCo success before and after RL",
-        "",
-    ]
+    lines = ["# Run report", "", f"Run directory: `{run}`", "",
+             "## MuJoCo success before and after RL", ""]  # fmt: skip
+    lines += _success_lines(report)
+    lines.append("")
+    lines += _world_model_lines(report["world_model"])
+    if report["rl_curve"]:
+        last = report["rl_curve"][-1]
+        lines += [
+            "## RL in the world model",
+            "",
+            f"Iterations: {last['iteration']}; last imagined success {last['wm_success']:.0%}. "
+            "MuJoCo checks are logged next to the world model's estimate: a gap that grows "
+            "means the policy exploits the model.",
+            "",
+        ]
+    for plot in plots:
+        lines.append(f"![{Path(plot).stem}]({plot})")
+    videos = sorted(str(p.relative_to(run)) for p in run.glob("*/videos/*.mp4"))
+    if videos:
+        lines += ["", "## Videos", ""] + [f"- [{v}]({v})" for v in videos]
+    lines += ["", "## Wall time per stage (s)", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in report["wall_s"].items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _success_lines(report: dict) -> list[str]:
+    lines = []
     lines += ["| task | pretrained | RL-fine-tuned |", "|---|---|---|"]
     for task, s in report["per_task"].items():
         lines.append(f"| {task} | {_fmt(s.get('pretrained'))} | {_fmt(s.get('finetuned'))} |")
@@ -227,8 +241,11 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
             f"- all {mean['tasks']} tasks: {p['gained']} gained, {p['lost']} lost "
             f"(sign test p = {p['p_value']:.2g})."
         )
-    lines.append("")
-    wm = report["world_model"]
+    return lines
+
+
+def _world_model_lines(wm: dict) -> list[str]:
+    lines = []
     if wm.get("psnr_h10") is not None:
         lines += ["## World model (held-out episodes)", "", "| figure | value |", "|---|---|"]
         psnr = f"{wm['psnr_h10']:.2f} dB ({wm['psnr_copy_h10']:.2f} dB)"
@@ -252,21 +269,4 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
             for text, value in imagined["by_instruction"].items():
                 lines.append(f"| &nbsp;&nbsp;{text} | {value:.0%} |")
         lines.append("")
-    if report["rl_curve"]:
-        last = report["rl_curve"][-1]
-        lines += [
-            "## RL in the world model",
-            "",
-            f"Iterations: {last['iteration']}; last imagined success {last['wm_success']:.0%}. "
-            "MuJoCo checks are logged next to the world model's estimate: a gap that grows "
-            "means the policy exploits the model.",
-            "",
-        ]
-    for plot in plots:
-        lines.append(f"![{Path(plot).stem}]({plot})")
-    videos = sorted(str(p.relative_to(run)) for p in run.glob("*/videos/*.mp4"))
-    if videos:
-        lines += ["", "## Videos", ""] + [f"- [{v}]({v})" for v in videos]
-    lines += ["", "## Wall time per stage (s)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in report["wall_s"].items() if v is not None]
-    return "\n".join(lines) + "\n"
+    return lines

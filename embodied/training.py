@@ -131,7 +131,6 @@ def train(config: TrainConfig, build: Build, name: str) -> Path:
 
 
 def _loop(config: TrainConfig, build: Build, name: str, distributed: bool = False) -> Path:
-    import torch
     from tqdm import tqdm
 
     out = Path(config.output_dir)
@@ -161,22 +160,16 @@ def _loop(config: TrainConfig, build: Build, name: str, distributed: bool = Fals
         for step in bar:
             rows = batch_indices(step, job.n_samples, config.batch_size, config.seed)[rank::world]
             loss, info = model(job.batch(rows))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss is {loss.item()} at step {step}; last good checkpoint: {folder}"
-                )
-            job.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(job.model.parameters(), config.grad_clip)
-            job.optimizer.step()
-            if job.scheduler is not None:
-                job.scheduler.step()
+            where = f"step {step}; last good checkpoint: {folder}"
+            grad_norm = optimizer_step(
+                loss, job.optimizer, job.model.parameters(), config.grad_clip, job.scheduler, where
+            )
             seen += len(rows) * world
             done = step + 1
             if lead and (done % config.log_every == 0 or done == config.steps):
                 rate = seen / (time.perf_counter() - tick)
                 row = {"step": done, "loss": loss.item(), **_scalars(info)}
-                row.update(grad_norm=grad_norm.item(), samples_per_s=rate, workers=world)
+                row.update(grad_norm=grad_norm, samples_per_s=rate, workers=world)
                 f.write(json.dumps(row) + "\n")
                 f.flush()
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
@@ -186,6 +179,24 @@ def _loop(config: TrainConfig, build: Build, name: str, distributed: bool = Fals
     if lead and folder is None:  # nothing left to train: the run was already complete
         folder = save_checkpoint(out, start, job)
     return folder / MODEL_DIR if lead else out
+
+
+def optimizer_step(loss, optimizer, parameters, clip: float, scheduler=None,
+                   where: str = "") -> float:  # fmt: skip
+    """The one optimizer step of every trainer (policy, world model, refresh, RL): refuse a
+    non-finite loss, naming `where` it happened, backpropagate, clip the gradient norm of
+    `parameters` at `clip`, step the optimizer (and the scheduler); returns the norm."""
+    import torch
+
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} at {where}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(parameters, clip)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return norm.item()
 
 
 def save_checkpoint(

@@ -131,8 +131,10 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
     episodes = (out / "refresh/00002" / EPISODES_SIDECAR).read_text().splitlines()
     assert json.loads(episodes[0])["task"] == "lift"
     state = json.loads((out / "checkpoints/0000003/training_state/world_model.json").read_text())
-    assert state["path"] == str(out / "world_models/00002")
-    refreshed = weights(out / "world_models/00002")
+    refreshed_model = out / "world_models/00002/checkpoints/0000002/pretrained_model"
+    assert state["path"] == str(refreshed_model)  # a checkpoint of the training loop's layout
+    assert (refreshed_model.parent / "training_state/step.json").is_file()
+    refreshed = weights(refreshed_model)
     original = weights(checkpoints[1])
     assert any(not torch.equal(original[k], refreshed[k]) for k in original)
 

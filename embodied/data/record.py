@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from embodied.data.source import EPISODES_SIDECAR, INCOMPLETE_MARKER
 from embodied.rollouts import Callback, Step
+from embodied.seeds import episode_seed
 from embodied.types import ACTION, DONE, REWARD, STATE, SUCCESS, TASK, image_key
 
 FPS = 20
@@ -102,7 +103,7 @@ def collect(config: CollectConfig) -> Path:
             env = make_env(spec.name, cameras=config.cameras, image_size=config.image_size)
             rng = np.random.default_rng([config.seed, k])
             for i in range(config.episodes):
-                seed = config.seed + 100_000 * k + i
+                seed = episode_seed(config.seed, k, i)
                 instruction = spec.instructions[i % len(spec.instructions)]
                 expert_config = ExpertConfig(
                     noise_std=config.noise_std,

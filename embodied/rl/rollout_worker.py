@@ -1,9 +1,10 @@
-"""A rollout worker: a copy of the world model and of the policy, imagining batches of
-episodes from real start frames with the policy's current weights.
+"""RL's rollout workers: each a copy of the world model and of the policy, imagining
+batches of episodes from real start frames with the policy's current weights.
 
-The same class runs in the driver (tests, `--ray.num_workers=0`) or as a long-lived Ray
-actor. Rollouts are a function of (weights, seed): a restarted actor that repeats a task
-returns the same episodes, which keeps runs reproducible through worker failures.
+`RolloutWorker` runs in the learner's process (tests, `--ray.num_workers=0`) or as a
+long-lived Ray actor (`Workers`, from the runtime's one actor pool). Rollouts are a function
+of (weights, seed): a restarted actor that repeats a task returns the same episodes, which
+keeps runs reproducible through worker failures.
 """
 
 from dataclasses import dataclass
@@ -109,3 +110,36 @@ class RolloutWorker:
             "success": result.returns > 0,
             "steps": self.env.steps.copy(),
         }
+
+
+class Workers:
+    """The rollout workers: Ray actors, or one worker in this process."""
+
+    def __init__(self, spec: WorkerSpec, ray: Any):
+        from embodied.ray_utils import actors
+
+        self.count = max(1, ray.num_workers)
+        self.local = RolloutWorker(spec) if ray.num_workers <= 0 else None
+        self.actors = [] if self.local else actors(RolloutWorker, ray, spec)
+
+    def sample(
+        self, weights: dict[str, np.ndarray], seeds: list[int], world_model_path: str
+    ) -> list[dict]:
+        """One batch per worker. The world model goes by path with every call, so an actor
+        restarted from its spec still imagines with the refreshed model."""
+        if self.local is not None:
+            return [self.local.sample(weights, s, world_model_path) for s in seeds]
+        import ray
+
+        ref = ray.put(weights)
+        calls = [
+            a.sample.remote(ref, s, world_model_path)
+            for a, s in zip(self.actors, seeds, strict=True)
+        ]
+        return ray.get(calls)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)

@@ -1,0 +1,148 @@
+"""Settings of `embodied finetune` and the checks that fail before any rollout."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from embodied.data.source import DatasetConfig
+from embodied.ray_utils import RaySettings
+from embodied.refs import PolicyRef, WorldModelRef
+from embodied.rl.refresh import RefreshSettings
+
+
+@dataclass
+class AlgoSettings:
+    """Attributes:
+    type: grpo or ppo.
+    group_size: G, imagined episodes per start state.
+    starts: start states per worker per iteration.
+    temperature: sampling temperature (scales the policy's standard deviation).
+    clip_low, clip_high: asymmetric ratio clipping (1 - low, 1 + high).
+    min_group_rate, max_group_rate: GRPO drops groups whose success rate is outside
+        (min, max); the defaults drop groups that all succeed or all fail.
+    kl_coef: weight of a KL penalty to the pretrained policy (0: none, the recipe's default).
+    epochs: passes over each iteration's decisions.
+    minibatch_size: decisions per gradient step.
+    lr: learning rate of the policy. Small, because Adam moves every weight by about lr per
+        step and a chunk's log-probability sums over every executed action dimension: on the
+        quickstart policy one step at 3e-5 moved it by 0.7 nats on average, clipped most
+        samples and wrecked the policy within one iteration; 1e-6 moves it by 0.02.
+    value_lr: learning rate of PPO's value head (a fresh layer, so much larger).
+    gamma, gae_lambda, value_coef: PPO's discount, GAE lambda and value-loss weight.
+    entropy_coef: weight of an entropy bonus.
+    """
+
+    type: str = "grpo"
+    group_size: int = 8
+    starts: int = 4
+    temperature: float = 1.0
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    min_group_rate: float = 0.0
+    max_group_rate: float = 1.0
+    kl_coef: float = 0.0
+    epochs: int = 2
+    minibatch_size: int = 64
+    lr: float = 1e-6
+    value_lr: float = 1e-3
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    value_coef: float = 0.5
+    entropy_coef: float = 0.0
+
+
+@dataclass
+class FinetuneConfig:
+    """Attributes:
+    policy: --policy.path=CKPT, an embodied_vla checkpoint (RL needs its exact log-probs).
+    world_model: --world_model.path=CKPT, with a success head (the reward).
+    dataset: where the real start frames come from (episode first frames and instructions).
+    algo: the RL algorithm and its settings.
+    output_dir: run directory: checkpoints/, metrics.jsonl, finetune_config.json.
+    iterations: learner updates in total (a resumed run continues up to this number).
+    horizon: env steps before an imagined episode is truncated. The tasks' own horizon
+        (150 for lift and lang_cubes): the world model judges many successes late, and at 80
+        steps the quickstart's policy had no imagined success at all.
+    n_action_steps: actions of each chunk executed before re-planning (0: the policy's).
+    success_threshold: success probability at which an imagined episode succeeds.
+    eval_task: MuJoCo tasks for the periodic check of true success (empty: none).
+    eval_every: iterations between MuJoCo checks (and one at the end).
+    eval_episodes: episodes per task in each check.
+    save_every: iterations between checkpoints (one is always written at the end).
+    refresh: world-model refresh on the policy's MuJoCo episodes (off by default).
+    seed: seeds start states, sampling and minibatch order.
+    ray: --ray.num_workers=N rollout actors (0: roll out in this process);
+        --ray.address=HOST:PORT uses an existing cluster.
+    """
+
+    policy: PolicyRef = field(default_factory=PolicyRef)
+    world_model: WorldModelRef = field(default_factory=WorldModelRef)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    algo: AlgoSettings = field(default_factory=AlgoSettings)
+    output_dir: str = ""
+    iterations: int = 20
+    horizon: int = 150
+    n_action_steps: int = 0
+    success_threshold: float = 0.5
+    eval_task: str = ""
+    eval_every: int = 10
+    eval_episodes: int = 6
+    save_every: int = 5
+    refresh: RefreshSettings = field(default_factory=RefreshSettings)
+    seed: int = 0
+    ray: RaySettings = field(default_factory=lambda: RaySettings(num_workers=2))
+
+
+def check_compatible(policy_config: Any, world_model_config: Any) -> None:
+    """Fail before any rollout when the policy cannot act in the world model."""
+    wm_keys = set(world_model_config.image_keys)
+    missing = sorted(set(policy_config.image_features) - wm_keys)
+    if missing:
+        raise ValueError(
+            f"the policy reads cameras {missing} the world model does not predict "
+            f"({sorted(wm_keys)})"
+        )
+    for key, feature in policy_config.image_features.items():
+        size = world_model_config.image_size
+        if tuple(feature.shape) != (3, size, size):
+            raise ValueError(
+                f"the policy takes {key} as {tuple(feature.shape)}; "
+                f"the world model predicts (3, {size}, {size})"
+            )
+    if policy_config.action_feature.shape[0] != world_model_config.action_dim:
+        raise ValueError(
+            f"the policy outputs {policy_config.action_feature.shape[0]}-D actions; "
+            f"the world model takes {world_model_config.action_dim}-D"
+        )
+    if policy_config.robot_state_feature.shape[0] != world_model_config.state_dim:
+        raise ValueError("the policy's state size differs from the world model's")
+    if not world_model_config.success_head:
+        raise ValueError("the world model has no success head: it cannot reward the policy")
+
+
+def check_config(config: FinetuneConfig, policy_config: Any, world_model_config: Any) -> int:
+    """Everything that can be checked before a rollout; returns the actions executed per
+    chunk (`n_action_steps`, the policy's own when 0)."""
+    from embodied.config import ConfigError
+    from embodied.rl.algorithms import ALGORITHMS
+
+    if not config.output_dir:
+        raise ConfigError("finetune needs --output_dir=DIR")
+    if config.algo.type not in ALGORITHMS:
+        raise ConfigError(f"--algo.type must be one of {sorted(ALGORITHMS)}, not "
+                          f"{config.algo.type!r}")  # fmt: skip
+    if config.refresh.every > 0:
+        from envs.tasks import parse_tasks
+
+        if not (config.refresh.task or config.eval_task):
+            raise ConfigError("--refresh.every needs MuJoCo tasks: --refresh.task or --eval_task")
+        parse_tasks(config.refresh.task or config.eval_task)
+    check_compatible(policy_config, world_model_config)
+    n = config.n_action_steps or policy_config.n_action_steps
+    if not 1 <= n <= policy_config.chunk_size:
+        raise ConfigError(f"--n_action_steps={n}: the policy predicts {policy_config.chunk_size}")
+    if n % world_model_config.frame_stride:
+        raise ConfigError(
+            f"the policy executes {n} actions per chunk; the world model steps "
+            f"{world_model_config.frame_stride} at a time (frame_stride): use a multiple"
+        )
+    return n
