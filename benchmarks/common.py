@@ -1,12 +1,46 @@
-"""Helpers the benchmark scripts share: one-core pinning, medians, table and JSON output."""
+"""Helpers the benchmarks share: settings, one-core pinning, medians, table and JSON output."""
 
-import argparse
 import json
 import os
 import platform
 import statistics
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from embodied.config import describe, load_config
+
+C = TypeVar("C", bound="BenchmarkConfig")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Attributes:
+    json: write the figures to this JSON file (none when empty).
+    repeats: timed runs per figure (the median is reported).
+    """
+
+    json: str = ""
+    repeats: int = 3
+
+
+def usage(cls: type, doc: str) -> str:
+    """`doc`, then the settings with their defaults (as every command's `--help`)."""
+    return "\n".join([doc.strip(), "", "settings (defaults):", *describe(cls())])
+
+
+def parse(cls: type[C], doc: str, argv: list[str] | None = None) -> C:
+    """The config from `argv` (default `sys.argv[1:]`); -h/--help prints `usage` and exits.
+
+    Raises embodied.config.ConfigError for an unknown key or a value of the wrong type.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(usage(cls, doc))
+        sys.exit(0)
+    return load_config(cls, argv)
 
 
 def pin_to_one_core() -> None:
@@ -19,13 +53,6 @@ def pin_to_one_core() -> None:
 
 def median_rate(samples: list[float]) -> float:
     return statistics.median(samples)
-
-
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--json", default="", help="write the figures to this JSON file")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median)")
-    return p
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:

@@ -3,17 +3,33 @@
 Same recipe for both: every camera and the state with 2 frames of history, a 16-step action
 chunk, shuffled batches of 32, no worker processes. The dataset is one recorded by `collect`
 (made on first run at --root), and optionally any other LeRobot dataset (--extra_root).
-Run: .venv/bin/python benchmarks/data_throughput.py --json data.json
+Run: .venv/bin/python -m benchmarks.data_throughput --json=data.json
 """
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_rate, parser, print_table, write_json  # noqa: E402
+from benchmarks.common import BenchmarkConfig, median_rate, parse, print_table, write_json
+from embodied.config import ConfigError
 
 BATCH = 32
+
+
+@dataclass
+class DataThroughputConfig(BenchmarkConfig):
+    """Attributes (besides the shared ones in BenchmarkConfig):
+    root: the recorded dataset (made by `collect` if absent).
+    extra_root: another LeRobot dataset folder to measure (none when empty).
+    lerobot_batches: batches per timed run of LeRobotDataset + pyav.
+    cached_batches: batches per timed run of the zarr-cached loader.
+    """
+
+    root: str = "runs/bench/lift_cubes"
+    extra_root: str = ""
+    lerobot_batches: int = 6
+    cached_batches: int = 200
 
 
 def _recipe(meta):
@@ -76,14 +92,10 @@ def ensure_dataset(root: Path) -> None:
 
 
 def main() -> None:
-    p = parser(__doc__)
-    p.add_argument(
-        "--root", default="runs/bench/lift_cubes", help="recorded dataset (made if absent)"
-    )
-    p.add_argument("--extra_root", default="", help="another LeRobot dataset folder to measure")
-    p.add_argument("--lerobot_batches", type=int, default=6)
-    p.add_argument("--cached_batches", type=int, default=200)
-    args = p.parse_args()
+    try:
+        args = parse(DataThroughputConfig, __doc__)
+    except ConfigError as err:
+        sys.exit(f"data_throughput: {err}")
     from embodied.data.source import DatasetConfig, open_metadata
 
     ensure_dataset(Path(args.root))

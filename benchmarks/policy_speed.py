@@ -3,15 +3,34 @@ of the machine's measured fp32 matmul peak that training reaches.
 
 Synthetic inputs of the dataset's shapes (two 64x64 cameras, 8-D state, 7-D actions), so the
 figure measures the model, not the loader. FLOPs are counted by torch's FlopCounterMode.
-Run: .venv/bin/python benchmarks/policy_speed.py --json policy.json [--config CONFIG]
+Run: .venv/bin/python -m benchmarks.policy_speed --json=policy.json [--config=CONFIG]
 """
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import matmul_peak_gflops, median_rate, parser, print_table, write_json  # noqa: E402
+from benchmarks.common import (
+    BenchmarkConfig,
+    matmul_peak_gflops,
+    median_rate,
+    parse,
+    print_table,
+    write_json,
+)
+from embodied.config import ConfigError
+
+
+@dataclass
+class PolicySpeedConfig(BenchmarkConfig):
+    """Attributes (besides the shared ones in BenchmarkConfig):
+    config: YAML file whose `policy:` section sets the VLA's size.
+    batch_size: training batch.
+    """
+
+    config: str = "configs/policy/tiny.yaml"
+    batch_size: int = 64
 
 
 def build(settings: dict):
@@ -45,14 +64,14 @@ def batch(n: int, chunk: int) -> dict:
 
 
 def main() -> None:
+    try:
+        args = parse(PolicySpeedConfig, __doc__)
+    except ConfigError as err:
+        sys.exit(f"policy_speed: {err}")
     import torch
     import yaml
     from torch.utils.flop_counter import FlopCounterMode
 
-    p = parser(__doc__)
-    p.add_argument("--config", default="configs/policy/tiny.yaml")
-    p.add_argument("--batch_size", type=int, default=64)
-    args = p.parse_args()
     settings = yaml.safe_load(Path(args.config).read_text())["policy"]
     settings["vision_channels"] = tuple(settings["vision_channels"])
     policy = build(settings)

@@ -3,15 +3,27 @@ with 1 and 2 rollout workers (Ray actors), the scaling efficiency, and the share
 time spent rolling out, learning and sending weights.
 
 Uses the checkpoints and data of a pipeline run (the quickstart's by default):
-Run: .venv/bin/python benchmarks/rl_throughput.py --json rl.json [--run runs/quickstart]
+Run: .venv/bin/python -m benchmarks.rl_throughput --json=rl.json [--run=runs/quickstart]
 """
 
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_rate, parser, print_table, write_json  # noqa: E402
+from benchmarks.common import BenchmarkConfig, median_rate, parse, print_table, write_json
+from embodied.config import ConfigError
+
+
+@dataclass
+class RLThroughputConfig(BenchmarkConfig):
+    """Attributes (besides the shared ones in BenchmarkConfig):
+    run: a finished pipeline run directory (its checkpoints and data are used).
+    iterations: fine-tuning iterations per measurement (the first is not counted).
+    """
+
+    run: str = "runs/quickstart"
+    iterations: int = 4
 
 
 def measure(run: Path, workers: int, iterations: int) -> dict:
@@ -57,10 +69,10 @@ def measure(run: Path, workers: int, iterations: int) -> dict:
 
 
 def main() -> None:
-    p = parser(__doc__)
-    p.add_argument("--run", default="runs/quickstart", help="a finished pipeline run directory")
-    p.add_argument("--iterations", type=int, default=4)
-    args = p.parse_args()
+    try:
+        args = parse(RLThroughputConfig, __doc__)
+    except ConfigError as err:
+        sys.exit(f"rl_throughput: {err}")
     run = Path(args.run)
     if not (run / "world_model/checkpoints").is_dir():
         sys.exit(

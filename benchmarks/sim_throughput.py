@@ -1,15 +1,33 @@
 """Simulator steps per second with camera observations, on one core.
 
 Ours (no shadow map, no multisampling, no reflections) against robosuite's default visual
-settings, for every task. Run: .venv/bin/python benchmarks/sim_throughput.py --json sim.json
+settings, for every task. Run: .venv/bin/python -m benchmarks.sim_throughput --json=sim.json
 """
 
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_rate, parser, pin_to_one_core, print_table, write_json  # noqa: E402
+from benchmarks.common import (
+    BenchmarkConfig,
+    median_rate,
+    parse,
+    pin_to_one_core,
+    print_table,
+    write_json,
+)
+from embodied.config import ConfigError
+
+
+@dataclass
+class SimThroughputConfig(BenchmarkConfig):
+    """Attributes (besides the shared ones in BenchmarkConfig):
+    steps: environment steps per timed run.
+    tasks: comma-separated tasks measured with our settings and two cameras.
+    """
+
+    steps: int = 100
+    tasks: str = "lift,stack,pick_place_can,door,lang_cubes"
 
 
 def steps_per_second(task: str, fast: bool, cameras: tuple[str, ...], steps: int, repeats: int):
@@ -34,10 +52,10 @@ def steps_per_second(task: str, fast: bool, cameras: tuple[str, ...], steps: int
 
 
 def main() -> None:
-    p = parser(__doc__)
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--tasks", default="lift,stack,pick_place_can,door,lang_cubes")
-    args = p.parse_args()
+    try:
+        args = parse(SimThroughputConfig, __doc__)
+    except ConfigError as err:
+        sys.exit(f"sim_throughput: {err}")
     pin_to_one_core()
     two = ("agentview", "wrist")
     ours = steps_per_second("lift", True, two, args.steps, args.repeats)
@@ -46,7 +64,7 @@ def main() -> None:
     default_one = steps_per_second("lift", False, ("agentview",), args.steps, args.repeats)
     no_camera = steps_per_second("lift", True, (), args.steps, args.repeats)
     per_task = {"lift": ours}
-    for task in args.tasks.split(","):
+    for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
         if task != "lift":
             per_task[task] = steps_per_second(task, True, two, args.steps, args.repeats)
     rows = [

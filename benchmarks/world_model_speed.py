@@ -4,25 +4,49 @@ of the machine's measured fp32 matmul peak that training reaches.
 
 Synthetic start frames and actions of the tasks' shapes (two 64x64 cameras, 8-D state, 7-D
 actions), so the figures measure the model and the simulator, not a loader.
-Run: .venv/bin/python benchmarks/world_model_speed.py --json world_model.json [--config CONFIG]
+Run: .venv/bin/python -m benchmarks.world_model_speed --json=world_model.json [--config=CONFIG]
 """
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import matmul_peak_gflops, median_rate, parser, print_table, write_json  # noqa: E402
+from benchmarks.common import (
+    BenchmarkConfig,
+    matmul_peak_gflops,
+    median_rate,
+    parse,
+    print_table,
+    write_json,
+)
+from embodied.config import ConfigError, from_dict
 
 KEYS = ("observation.images.agentview", "observation.images.wrist")
 
 
-def build(settings: dict):
-    from world_models.registry import build, make_config
+@dataclass
+class WorldModelSpeedConfig(BenchmarkConfig):
+    """Attributes (besides the shared ones in BenchmarkConfig):
+    config: YAML file whose `world_model:` section sets the model's size.
+    task: the MuJoCo task the simulator is timed on.
+    batch_size: training batch.
+    """
 
-    config = make_config(settings)
+    config: str = "configs/world_model/tiny.yaml"
+    task: str = "lift"
+    batch_size: int = 16
+
+
+def build(settings: dict):
+    """A world model of any family from a config file's `world_model:` section, with the
+    tasks' cameras and sizes."""
+    from world_models.latent_conv.configuration_latent_conv import LatentConvConfig
+    from world_models.registry import build as build_family
+
+    config = from_dict(LatentConvConfig, settings, "world_model")
     config.image_keys, config.image_size, config.state_dim, config.action_dim = KEYS, 64, 8, 7
-    return build(config)
+    return build_family(config)
 
 
 def imagined_steps_per_s(model, batch_size: int, repeats: int) -> float:
@@ -105,13 +129,12 @@ def training(model, batch_size: int, repeats: int) -> tuple[float, float]:
 def main() -> None:
     import yaml
 
-    p = parser(__doc__)
-    p.add_argument("--config", default="configs/world_model/tiny.yaml")
-    p.add_argument("--task", default="lift")
-    p.add_argument("--batch_size", type=int, default=16, help="training batch")
-    args = p.parse_args()
-    settings = yaml.safe_load(Path(args.config).read_text())["world_model"]
-    model = build(settings).eval()
+    try:
+        args = parse(WorldModelSpeedConfig, __doc__)
+        settings = yaml.safe_load(Path(args.config).read_text())["world_model"]
+        model = build(settings).eval()
+    except ConfigError as err:
+        sys.exit(f"world_model_speed: {err}")
     steps = {b: imagined_steps_per_s(model, b, args.repeats) for b in (1, 16, 64)}
     sim = sim_steps_per_s(args.task, args.repeats)
     samples, flops = training(model, args.batch_size, args.repeats)

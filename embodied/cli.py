@@ -6,7 +6,6 @@ Subcommands are looked up in a table and their modules imported only when run, s
 
 import importlib
 import sys
-import typing
 
 # name -> (module, function, config class, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -75,15 +74,11 @@ def _usage() -> str:
 
 
 def _command_help(name: str, config_cls: type) -> str:
-    hints = typing.get_type_hints(config_cls)
+    from embodied.config import describe
+
     lines = [f"usage: embodied {name} [--key=value ...]", "", COMMANDS[name][3], ""]
     lines.append((config_cls.__doc__ or "").strip())
-    lines += ["", "settings (defaults):"]
-    defaults = config_cls()
-    for field, hint in hints.items():
-        lines.append(
-            f"  --{field}={getattr(defaults, field)!r}  ({getattr(hint, '__name__', hint)})"
-        )
+    lines += ["", "settings (defaults):", *describe(config_cls())]
     return "\n".join(lines)
 
 

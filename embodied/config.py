@@ -3,9 +3,15 @@
 The same idea as LeRobot's draccus configs, in one small module: the dataclass is the schema
 (field types and defaults), a YAML file only overrides, and dotted flags override the YAML.
 Unknown keys fail loudly with the list of known ones, before any work starts.
+
+A section whose class is a registry of choices (draccus' `ChoiceRegistry` protocol, a
+classmethod `get_choice_class(name)`: LeRobot's policy configs, our world-model families)
+takes a `type` key that picks the subclass (`--policy.type=act`); without it, the section's
+own class. `to_dict` writes that `type` back, so a saved config loads again.
 """
 
 import dataclasses
+import enum
 import types
 import typing
 from pathlib import Path
@@ -29,9 +35,18 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], where)
     if dataclasses.is_dataclass(hint):
+        if dataclasses.is_dataclass(value) and isinstance(value, hint):
+            return value
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return from_dict(hint, value, where)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected one of {[m.value for m in hint]}") from None
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
     if origin in (tuple, list):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -56,15 +71,34 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def choice(cls: type[T], data: dict, where: str = "config") -> tuple[type[T], dict]:
+    """The class a section's `type` key picks (see the module docstring), and the rest."""
+    if "type" not in data or not hasattr(cls, "get_choice_class"):
+        return cls, data
+    data = dict(data)
+    name = data.pop("type")
+    if name == getattr(cls, "type", None):
+        return cls, data
+    try:
+        return cls.get_choice_class(name), data
+    except KeyError:
+        known = sorted(cls.get_known_choices()) if hasattr(cls, "get_known_choices") else []
+        raise ConfigError(f"{where}: unknown type {name!r}; known: {known}") from None
+
+
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     """Build `cls` from a nested dict, checking every key and value against the fields."""
+    cls, data = choice(cls, data, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
     values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:  # a section's own checks (__post_init__)
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
@@ -126,5 +160,48 @@ def load_config(cls: type[T], argv: list[str], config_path: str | None = None) -
 
 
 def to_dict(config: Any) -> dict:
-    """The resolved config as plain data, for saving beside an artifact."""
-    return dataclasses.asdict(config)
+    """The resolved config as plain JSON-ready data (enums by value, each choice section
+    with its `type`), for saving beside an artifact and comparing runs."""
+    out = {}
+    if hasattr(config, "get_choice_class") and isinstance(getattr(config, "type", None), str):
+        out["type"] = config.type
+    for f in dataclasses.fields(config):
+        out[f.name] = _plain(getattr(config, f.name))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_dict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def describe(section: Any, prefix: str = "") -> list[str]:
+    """One `--dotted.name=default  (type)` line per setting of a config, nested sections (a
+    policy's or world model's config among them) expanded; the fields a section lists in
+    `framework_fields` (filled by the framework, not flags) are left out. `--help` of every
+    command and benchmark prints these."""
+    hints = typing.get_type_hints(type(section))
+    hidden = getattr(section, "framework_fields", ())
+    lines = []
+    if hasattr(section, "get_choice_class") and isinstance(getattr(section, "type", None), str):
+        lines.append(f"  --{prefix}type={section.type!r}  (str)")
+    for field in dataclasses.fields(section):
+        value = getattr(section, field.name)
+        if field.name in hidden:
+            continue
+        if dataclasses.is_dataclass(value):
+            lines += describe(value, f"{prefix}{field.name}.")
+            continue
+        hint = hints.get(field.name)
+        shown = _plain(value)
+        lines.append(f"  --{prefix}{field.name}={shown!r}  ({getattr(hint, '__name__', hint)})")
+    return lines

@@ -20,8 +20,8 @@ REQUIRED_FILES = (
     "policy_preprocessor.json",
     "policy_postprocessor.json",
 )
-DEFAULT_POLICY_TYPE = "embodied_vla"
-# LeRobot's ResNet policies download ImageNet weights by default; nothing may need the network.
+# LeRobot's ResNet policies download ImageNet weights by default; nothing may need the network,
+# so a setting left at such a default takes the offline value instead.
 OFFLINE_DEFAULTS = {"act": {"pretrained_backbone_weights": None}}
 
 
@@ -29,21 +29,37 @@ class CheckpointError(ValueError):
     """A checkpoint folder that is incomplete or holds another kind of policy."""
 
 
-def policy_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] = ()) -> Any:
-    """The config of a policy of type `settings["type"]` (the VLA by default) with the other
-    `settings`, whose inputs and outputs are the dataset's features.
+def policy_settings(settings: Any) -> Any:
+    """A policy config section: a typed LeRobot policy config as it is, or a dict of settings
+    (`type` picks the policy, the VLA by default) checked and typed by the config loader."""
+    if not isinstance(settings, dict):
+        return settings
+    import lerobot.policies  # noqa: F401  (registers LeRobot's own policy types)
+
+    from embodied.config import ConfigError, from_dict
+    from policies.vla.configuration_vla import VLAConfig
+
+    try:
+        return from_dict(VLAConfig, settings, where="--policy")
+    except ConfigError as err:
+        raise ValueError(str(err)) from None
+
+
+def policy_config_for(meta: Any, settings: Any, cameras: tuple[str, ...] = ()) -> Any:
+    """A copy of the policy config `settings` (typed, or a dict: `policy_settings`) whose
+    inputs and outputs are the dataset's features.
 
     `cameras` picks cameras by name (all of the dataset's by default); missing keys or
     cameras fail here, before any training.
     """
+    import copy
+    import dataclasses
+
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.utils import dataset_to_policy_features
-    from lerobot.policies.factory import make_policy_config
 
-    import policies.vla.configuration_vla  # noqa: F401  (registers `embodied_vla`)
-
-    settings = dict(settings)
-    policy_type = settings.pop("type", DEFAULT_POLICY_TYPE)
+    config = copy.deepcopy(policy_settings(settings))
+    policy_type = config.type
     require_features(
         meta, [STATE, ACTION], cameras=list(cameras), where=f"the {policy_type} policy"
     )
@@ -53,12 +69,10 @@ def policy_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] = ()) 
     ]
     if not image_keys:
         raise ValueError(f"dataset {meta.repo_id} has no camera; the policy needs at least one")
-    try:
-        config = make_policy_config(
-            policy_type, **{**OFFLINE_DEFAULTS.get(policy_type, {}), **settings}
-        )
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"--policy (type {policy_type}): {err}") from None
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for name, offline in OFFLINE_DEFAULTS.get(policy_type, {}).items():
+        if getattr(config, name) == defaults[name]:  # left at a default that downloads
+            setattr(config, name, offline)
     config.input_features = {k: features[k] for k in [*image_keys, STATE]}
     config.output_features = {ACTION: features[ACTION]}
     config.validate_features()

@@ -9,29 +9,36 @@ is replaced; a rerun with the same `output_dir` resumes from it exactly (weights
 RNG state, and the data order, which is a function of the step).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from embodied.config import ConfigError
 from embodied.training import Trainable, TrainConfig, train
+from policies.vla.configuration_vla import VLAConfig
 
 
 @dataclass
 class TrainPolicyConfig(TrainConfig):
     """Attributes (and those of embodied.training.TrainConfig: dataset, output_dir, cameras,
     steps, batch_size, grad_clip, seed, log_every, save_every, device, ray):
-    policy: policy settings: `type` (embodied_vla, act, diffusion) and that type's config
-        fields (see policies/vla/configuration_vla.py), e.g. --policy.dim=256.
+    policy: the policy's config: `type` (embodied_vla, the default; act, diffusion) and that
+        type's fields, e.g. --policy.dim=256 (see policies/vla/configuration_vla.py).
     successful_only: imitate only episodes whose `next.success` is ever true. Our datasets
         mix in the experts' deliberate failures for the world model's success head; cloning
         those would teach the policy to fail.
     """
 
-    policy: dict = field(default_factory=dict)
+    policy: VLAConfig = field(default_factory=lambda: VLAConfig(device="cpu"))
     successful_only: bool = False
+
+    def __post_init__(self):
+        from embodied.policy_io import policy_settings
+
+        self.policy: Any = policy_settings(self.policy)  # a dict of settings, typed
 
 
 def train_policy(config: TrainPolicyConfig) -> Path:
@@ -63,7 +70,7 @@ def _build(config: TrainPolicyConfig, resume: Path | None) -> Trainable:
         policy, pre, post = load_policy(resume, config.device)
     else:
         try:
-            settings = {**config.policy, "device": config.device}
+            settings = replace(config.policy, device=config.device)
             policy_config = policy_config_for(meta, settings, config.cameras)
         except ValueError as err:
             raise ConfigError(str(err)) from None

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from embodied.config import ConfigError
+from embodied.config import ConfigError, from_dict
 from embodied.training import Trainable, TrainConfig, train
 from embodied.types import ACTION, DONE, IMAGE_PREFIX, STATE, SUCCESS
+from world_models.latent_conv.configuration_latent_conv import LatentConvConfig
 from world_models.windows import holdout_mask, window_deltas
 
 
@@ -27,16 +28,21 @@ class TrainWorldModelConfig(TrainConfig):
     """Attributes (and those of embodied.training.TrainConfig: dataset, output_dir, cameras,
     steps, batch_size, grad_clip, seed, log_every, save_every, device, ray); the dataset
     should hold recorded failures, so the success head sees negatives:
-    world_model: `type` (latent_conv) and that family's settings, e.g.
-        --world_model.dynamics_width=64 (see world_models/<family>/configuration_*.py).
+    world_model: the model's config: `type` (latent_conv, the default) and that family's
+        fields, e.g. --world_model.dynamics_width=64 (world_models/<family>/configuration_*.py);
+        cameras, sizes and statistics are set from the dataset.
     holdout_every: every n-th episode (index % n == n - 1) is held out; 0 trains on all.
         Saved in the model's config (evaluation and refresh use the same split).
     """
 
-    world_model: dict = field(default_factory=dict)
+    world_model: LatentConvConfig = field(default_factory=LatentConvConfig)
     holdout_every: int = 5
     steps: int = 3000
     batch_size: int = 16
+
+    def __post_init__(self):
+        if isinstance(self.world_model, dict):  # a dict of settings, typed
+            self.world_model = from_dict(LatentConvConfig, self.world_model, "world_model")
 
 
 def train_world_model(config: TrainWorldModelConfig) -> Path:
@@ -49,16 +55,17 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
     return train(config, partial(_build, config), "train-world-model")
 
 
-def world_model_config_for(meta: Any, settings: dict, cameras: tuple[str, ...] = ()) -> Any:
-    """The world model's config for a dataset: its cameras, image size, state and action
-    sizes and normalization statistics; missing keys or labels fail here, before work."""
-    from embodied.data.source import DatasetError, require_features
-    from world_models.registry import make_config
+def world_model_config_for(meta: Any, settings: Any, cameras: tuple[str, ...] = ()) -> Any:
+    """A copy of the world model's config `settings` for a dataset: its cameras, image size,
+    state and action sizes and normalization statistics; missing keys or labels fail here,
+    before work."""
+    import copy
 
-    try:
-        config = make_config(settings)
-    except ValueError as err:
-        raise ConfigError(f"--world_model: {err}") from None
+    from embodied.data.source import DatasetError, require_features
+
+    if isinstance(settings, dict):
+        settings = from_dict(LatentConvConfig, settings, "world_model")
+    config = copy.deepcopy(settings)
     keys = tuple(IMAGE_PREFIX + c for c in cameras) or tuple(meta.camera_keys)
     labels = [SUCCESS, DONE] if config.success_head else []
     try:

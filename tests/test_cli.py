@@ -34,3 +34,13 @@ def test_unknown_task_fails_before_any_work(tmp_path):
     with pytest.raises(KeyError, match="unknown task 'juggle'"):
         main(["collect", "--task", "lift,juggle", "--episodes", "1", "--root", str(tmp_path / "d")])
     assert not any(tmp_path.iterdir())
+
+
+def test_help_lists_the_policy_and_world_model_settings(capsys):
+    assert main(["train-policy", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--policy.type='embodied_vla'" in out and "--policy.chunk_size=10" in out
+    assert "--policy.input_features" not in out  # filled from the dataset, not a flag
+    assert main(["train-world-model", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--world_model.frame_stride=1" in out and "--world_model.stats" not in out

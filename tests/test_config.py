@@ -55,3 +55,31 @@ def test_bad_config_names_the_problem(argv, message):
 def test_parse_flags_keeps_positionals():
     tree, positional = parse_flags(["configs/x.yaml", "--a.b=1"])
     assert tree == {"a": {"b": 1}} and positional == ["configs/x.yaml"]
+
+
+def test_policy_and_world_model_sections_are_typed_and_their_type_picks_the_class():
+    """`--policy.type=act` gives LeRobot's ACT config, the VLA's fields are checked by name,
+    and a saved config (with its type) loads back to the same config."""
+    from lerobot.policies.act.configuration_act import ACTConfig
+
+    from embodied.config import from_dict, to_dict
+    from embodied.train_policy import TrainPolicyConfig
+    from embodied.train_world_model import TrainWorldModelConfig
+    from policies.vla.configuration_vla import VLAConfig
+
+    vla = load_config(TrainPolicyConfig, ["--policy.dim=64", "--policy.vision_channels=8,16"])
+    assert isinstance(vla.policy, VLAConfig) and vla.policy.vision_channels == (8, 16)
+    act = load_config(
+        TrainPolicyConfig,
+        ["--policy.type=act", "--policy.chunk_size=7", "--policy.n_action_steps=7"],
+    )
+    assert isinstance(act.policy, ACTConfig) and act.policy.chunk_size == 7
+    assert from_dict(TrainPolicyConfig, to_dict(act)).policy == act.policy
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['dimm'\]"):
+        load_config(TrainPolicyConfig, ["--policy.dimm=3"])
+    with pytest.raises(ConfigError, match="unknown type 'juggler'"):
+        load_config(TrainPolicyConfig, ["--policy.type=juggler"])
+    wm = load_config(TrainWorldModelConfig, ["--world_model.frame_stride=5"])
+    assert wm.world_model.frame_stride == 5 and to_dict(wm)["world_model"]["type"] == "latent_conv"
+    with pytest.raises(ConfigError, match="unknown type 'bogus'"):
+        load_config(TrainWorldModelConfig, ["--world_model.type=bogus"])

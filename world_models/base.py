@@ -26,7 +26,6 @@ A checkpoint folder holds `config.json` (with the family's `type`) and `model.sa
 normalization statistics are buffers inside the weights, so the folder is self-describing.
 """
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +70,10 @@ class WorldModelConfig:
     """
 
     type: ClassVar[str] = ""
+    # set from the dataset and by train-world-model, not world-model settings
+    framework_fields: ClassVar[tuple[str, ...]] = (
+        "image_keys", "image_size", "state_dim", "action_dim", "holdout_every", "stats",
+    )  # fmt: skip
     image_keys: tuple[str, ...] = ()
     image_size: int = 64
     state_dim: int = 0
@@ -85,10 +88,24 @@ class WorldModelConfig:
     holdout_every: int = 5
     stats: dict = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def get_choice_class(cls, name: str) -> "type[WorldModelConfig]":
+        """The config class of family `name` (the config loader's choice protocol)."""
+        from world_models.registry import FAMILIES
+
+        return FAMILIES[name].config_class
+
+    @classmethod
+    def get_known_choices(cls) -> dict:
+        from world_models.registry import FAMILIES
+
+        return dict(FAMILIES)
+
     def to_json(self) -> dict:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        fields.pop("stats")
-        return {"type": self.type, **fields}
+        """The config saved beside the weights (statistics live in the weights)."""
+        from embodied.config import to_dict
+
+        return {k: v for k, v in to_dict(self).items() if k != "stats"}
 
 
 @dataclass
@@ -200,17 +217,14 @@ def read_config(folder: Path, families: dict[str, type[WorldModel]]) -> WorldMod
         raw = json.loads((folder / CONFIG_FILE).read_text())
     except json.JSONDecodeError as err:
         raise WorldModelCheckpointError(f"{folder}/{CONFIG_FILE} is corrupt: {err}") from None
-    kind = raw.pop("type", None)
+    from embodied.config import ConfigError, from_dict
+
+    kind = raw.get("type")
     if kind not in families:
         raise WorldModelCheckpointError(
             f"{folder} holds a world model of type {kind!r}; known: {sorted(families)}"
         )
-    config_class = families[kind].config_class
     try:
-        config = config_class(**raw)
-    except TypeError as err:
-        raise WorldModelCheckpointError(
-            f"{folder}/{CONFIG_FILE} does not fit {kind}: {err}"
-        ) from None
-    config.image_keys = tuple(config.image_keys)
-    return config
+        return from_dict(families[kind].config_class, raw, f"{folder}/{CONFIG_FILE}")
+    except ConfigError as err:
+        raise WorldModelCheckpointError(f"{err} (a {kind} checkpoint)") from None

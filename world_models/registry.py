@@ -14,19 +14,6 @@ from world_models.latent_conv.modeling_latent_conv import LatentConvWorldModel
 FAMILIES: dict[str, type[WorldModel]] = {
     LatentConvWorldModel.config_class.type: LatentConvWorldModel
 }
-DEFAULT_FAMILY = "latent_conv"
-
-
-def make_config(settings: dict) -> WorldModelConfig:
-    """A family's config from flat settings; `type` picks the family (latent_conv by default)."""
-    settings = dict(settings)
-    kind = settings.pop("type", DEFAULT_FAMILY)
-    if kind not in FAMILIES:
-        raise ValueError(f"unknown world-model type {kind!r}; known: {sorted(FAMILIES)}")
-    try:
-        return FAMILIES[kind].config_class(**settings)
-    except TypeError as err:
-        raise ValueError(f"world model {kind}: {err}") from None
 
 
 def build(config: WorldModelConfig) -> WorldModel:

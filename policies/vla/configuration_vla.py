@@ -1,6 +1,7 @@
 """Configuration of the embodied VLA, registered with LeRobot as policy type ``embodied_vla``."""
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import NormalizationMode
@@ -55,6 +56,12 @@ class VLAConfig(PreTrainedConfig):
             "ACTION": NormalizationMode.MEAN_STD,
         }
     )
+
+    # set by the framework from the dataset and the command line, not policy settings
+    framework_fields: ClassVar[tuple[str, ...]] = (
+        "input_features", "output_features", "device", "use_amp", "use_peft", "push_to_hub",
+        "repo_id", "private", "tags", "license", "pretrained_path",
+    )  # fmt: skip
 
     def __post_init__(self):
         super().__post_init__()

@@ -1,0 +1,1 @@
+"""Speed benchmarks: simulator, data loader, policy, world model, RL (`-m benchmarks.<name>`)."""
