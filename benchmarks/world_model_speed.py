@@ -59,7 +59,7 @@ def imagined_steps_per_s(model, batch_size: int, repeats: int) -> float:
     bank = StartBank(
         images={key: rng.integers(0, 255, (8, k, 64, 64, 3), dtype=np.uint8) for key in KEYS},
         state=rng.normal(size=(8, k, 8)).astype(np.float32),
-        tasks=["lift the red cube"] * 8,
+        instructions=["lift the red cube"] * 8,
     )
     env = WorldModelEnv(model, bank, num_envs=batch_size, horizon=10**6, success_threshold=2.0)
     env.reset(seed=0)

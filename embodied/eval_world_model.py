@@ -1,9 +1,9 @@
 """`embodied eval-world-model`: how faithful a world model is on held-out episodes.
 
-Windows of `horizon` model steps (each the model's `frame_stride` environment steps) start
-every `stride` frames of each held-out episode (the split saved with the model, as
-train-world-model made it). From each window's K real context frames the
-model imagines open-loop with the recorded actions, and is measured against the real frames:
+Windows of `open_loop_steps` model steps (each the model's `frame_stride` environment
+steps) start every `window_every` frames of each held-out episode (the split saved with the
+model, as train-world-model made it). From each window's K real context frames the model
+imagines open-loop with the recorded actions, and is measured against the real frames:
 
 - PSNR and SSIM at each horizon step, next to the copy-last-frame baseline;
 - state prediction error (L2, in the state's units) at each step;
@@ -43,8 +43,9 @@ class EvalWorldModelConfig:
     dataset: the dataset the model was trained on (its held-out episodes are used).
     holdout_every: which episodes to measure on: -1 (default) the ones held out of the
         model's training (saved with it); 0: every episode; n: index % n == n - 1.
-    horizon: open-loop model steps per window (>= 10 for the 10-step figure).
-    stride: frames between window starts.
+    open_loop_steps: model steps imagined open-loop per window (>= 10 for the 10-step
+        figure); each is the model's frame_stride environment steps.
+    window_every: environment steps between window starts.
     videos: held-out episodes rendered side by side.
     batch_size: windows imagined at once.
     success_threshold: success probability at which an imagined episode succeeds (as in
@@ -62,8 +63,8 @@ class EvalWorldModelConfig:
     world_model: WorldModelRef = field(default_factory=WorldModelRef)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     holdout_every: int = -1
-    horizon: int = 10
-    stride: int = 5
+    open_loop_steps: int = 10
+    window_every: int = 5
     videos: int = 2
     batch_size: int = 64
     success_threshold: float = 0.5
@@ -90,7 +91,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     meta = open_metadata(config.dataset)
     require_features(meta, [ACTION, *c.image_keys], action_dim=c.action_dim,
                      where="this world model")  # fmt: skip
-    deltas = window_deltas(c, meta.fps, horizon=config.horizon)
+    deltas = window_deltas(c, meta.fps, horizon=config.open_loop_steps)
     dataset = CachedDataset(meta, deltas, cache_dir=config.dataset.cache_dir or None)
     episode = np.asarray(dataset.arrays["episode_index"])
     frame = np.asarray(dataset.arrays["frame_index"])
@@ -99,11 +100,11 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     ends = np.asarray(dataset._end)
     rows = np.flatnonzero(
         held
-        & (frame % config.stride == 0)
-        & (np.arange(len(frame)) + config.horizon * c.frame_stride < ends)
+        & (frame % config.window_every == 0)
+        & (np.arange(len(frame)) + config.open_loop_steps * c.frame_stride < ends)
     )
     if len(rows) == 0:
-        raise ValueError("no held-out window: record more episodes or lower --horizon")
+        raise ValueError("no held-out window: record more episodes or lower --open_loop_steps")
     torch.manual_seed(config.seed)
     curves = _open_loop(model, dataset, rows, config)
     out = Path(config.output_dir or Path(config.world_model.path).parent)
@@ -158,7 +159,7 @@ def _open_loop(model, dataset, rows: np.ndarray, config: EvalWorldModelConfig) -
     from world_models.base import per_model_step
     from world_models.metrics import psnr, ssim
 
-    c, K, H = model.config, model.config.context, config.horizon
+    c, K, H = model.config, model.config.context, config.open_loop_steps
     sums = {name: np.zeros(H) for name in CURVES}
     success: list[tuple] = []  # (horizon step, scores, labels)
     rng, count, cams = np.random.default_rng(config.seed), 0, len(c.image_keys)
@@ -203,7 +204,7 @@ def _derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 def _summarize(curves: dict, config: EvalWorldModelConfig, windows: int, episodes: list) -> dict:
     from world_models.metrics import auroc, calibration
 
-    h10 = min(10, config.horizon) - 1
+    h10 = min(10, config.open_loop_steps) - 1
     report = {
         "psnr_gain_db_h10": curves["psnr"][h10] - curves["psnr_copy"][h10],
         "success_auroc": None,

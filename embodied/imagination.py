@@ -58,7 +58,7 @@ def imagine_policy(model: Any, dataset: Any, policy_path: str, episodes: int, ho
     return {
         "episodes": len(success),
         "success_rate": float(success.mean()),
-        "by_instruction": rates_by(success, np.array(result.tasks)),
+        "by_instruction": rates_by(success, np.array(result.instructions)),
         "temperature": temperature,
         "horizon": horizon,
     }

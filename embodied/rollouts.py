@@ -64,7 +64,7 @@ class Rollout:
         ended: bool (T, B): the episode had ended after this call.
         alive: bool (T, B): the episode was still running when call t was made.
         extras: the actor's extras, per key (T, B, ...).
-        tasks: B instructions.
+        instructions: B instructions.
         info: the last step's info.
     """
 
@@ -74,7 +74,7 @@ class Rollout:
     ended: np.ndarray = None
     alive: np.ndarray = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
-    tasks: list[str] = field(default_factory=list)
+    instructions: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
 
     @property
@@ -137,7 +137,7 @@ def rollout(
         ended=np.stack([s.terminated | s.truncated for s in calls]),
         alive=np.stack([s.alive for s in calls]),
         extras={k: np.stack([s.extras[k] for s in calls]) for k in calls[0].extras},
-        tasks=list(obs[TASK]),
+        instructions=list(obs[TASK]),
         info=calls[-1].info,
     )
 
@@ -163,7 +163,7 @@ class Replay:
 
 def write_zarr(path: str | Path, result: Rollout) -> Path:
     """Imagined (or simulated) rollouts as a zarr store: frames, actions, rewards, ended,
-    tasks; written to a temporary name and renamed, so a reader never sees half a store."""
+    instructions; written to a temporary name and renamed, so a reader never sees half a store."""
     import zarr
 
     from embodied.files import folder_written_atomically
@@ -175,7 +175,7 @@ def write_zarr(path: str | Path, result: Rollout) -> Path:
             root.create_array(f"frames/{key}", data=frames, chunks=(1, *frames.shape[1:]))
         for name in ("actions", "rewards", "ended"):
             root.create_array(name, data=getattr(result, name))
-        root.attrs["tasks"] = result.tasks
+        root.attrs["instructions"] = result.instructions
     return path
 
 
@@ -189,7 +189,7 @@ def read_zarr(path: str | Path) -> Rollout:
         actions=root["actions"][:],
         rewards=root["rewards"][:],
         ended=root["ended"][:],
-        tasks=list(root.attrs["tasks"]),
+        instructions=list(root.attrs["instructions"]),
     )
 
 

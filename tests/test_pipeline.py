@@ -27,7 +27,7 @@ def _config(tmp_path) -> PipelineConfig:
         train_world_model=TrainWorldModelConfig(
             world_model=dict(WORLD_MODEL), steps=2, batch_size=2, holdout_every=2
         ),
-        eval_world_model=EvalWorldModelConfig(horizon=10, videos=1, policy_episodes=4),
+        eval_world_model=EvalWorldModelConfig(open_loop_steps=10, videos=1, policy_episodes=4),
         eval=EvalConfig(env=EnvSettings(task="lift"), eval=EvalSettings(n_episodes=1, videos=0)),
         finetune=FinetuneConfig(
             iterations=1,

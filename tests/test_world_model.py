@@ -172,7 +172,7 @@ def test_rollouts_are_deterministic_and_round_trip_through_zarr(wm_env, tmp_path
     write_zarr(tmp_path / "imagined.zarr", a)
     c = read_zarr(tmp_path / "imagined.zarr")
     assert all(np.array_equal(a.frames[k], c.frames[k]) for k in a.frames)
-    assert np.array_equal(a.actions, c.actions) and c.tasks == a.tasks
+    assert np.array_equal(a.actions, c.actions) and c.instructions == a.instructions
     videos = zarr_to_mp4(tmp_path / "imagined.zarr", tmp_path / "videos")
     assert len(videos) == 3 and all(v.stat().st_size > 500 for v in videos)
 
@@ -206,7 +206,7 @@ def test_env_refuses_bad_starts_and_actions(wm_env):
     env, bank, _ = wm_env
     key = env.model.config.image_keys[0]
     small = StartBank(
-        {**bank.images, key: bank.images[key][:, :, :32, :32]}, bank.state, bank.tasks
+        {**bank.images, key: bank.images[key][:, :, :32, :32]}, bank.state, bank.instructions
     )
     with pytest.raises(ValueError, match="start frames"):
         WorldModelEnv(env.model, small, num_envs=2)
@@ -258,7 +258,7 @@ def _evaluate(tmp_path, root, checkpoint, **extra) -> dict:
     config = EvalWorldModelConfig(
         world_model=WorldModelRef(str(checkpoint)),
         dataset=DatasetConfig(root=str(root)),
-        horizon=10,
+        open_loop_steps=10,
         videos=1,
         output_dir=str(tmp_path / "eval"),
         **extra,

@@ -27,15 +27,15 @@ class StartBank:
     Attributes:
         images: per image key, uint8 (N, K, H, W, 3): the K context frames of each start.
         state: float32 (N, K, S).
-        tasks: N instructions.
+        instructions: N instructions.
     """
 
     images: dict[str, np.ndarray]
     state: np.ndarray
-    tasks: list[str]
+    instructions: list[str]
 
     def __len__(self) -> int:
-        return len(self.tasks)
+        return len(self.instructions)
 
     @classmethod
     def from_dataset(cls, dataset, config, episodes=None) -> "StartBank":
@@ -56,7 +56,7 @@ class StartBank:
             k: (batch[k].movedim(-3, -1) * 255.0).round().to(torch.uint8).numpy()
             for k in image_keys
         }
-        return cls(images=images, state=batch[STATE].numpy(), tasks=batch[TASK])
+        return cls(images=images, state=batch[STATE].numpy(), instructions=batch[TASK])
 
     def check(self, model: WorldModel) -> None:
         """Fail early on start frames the model cannot read (wrong camera, size or history)."""
@@ -137,13 +137,13 @@ class WorldModelEnv:
             if k in self.model.config.image_keys
         }
         context[STATE] = torch.from_numpy(self.starts.state[chosen]).to(self.device)
-        self.tasks = [self.starts.tasks[i] for i in chosen]
-        context[TASK] = self.tasks
+        self.instructions = [self.starts.instructions[i] for i in chosen]
+        context[TASK] = self.instructions
         with torch.no_grad():
             self._carry = self.model.start(context)
         self._obs = {k: self.starts.images[k][chosen, -1] for k in self.model.config.image_keys}
         self._obs[STATE] = self.starts.state[chosen, -1].astype(np.float32)
-        self._obs[TASK] = list(self.tasks)
+        self._obs[TASK] = list(self.instructions)
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.finished = np.zeros(self.num_envs, dtype=bool)
         self._terminated = np.zeros(self.num_envs, dtype=bool)

@@ -104,7 +104,7 @@ class RolloutWorker:
             "log_prob": result.extras["log_prob"],
             "alive": result.alive,
             "reward": result.rewards,
-            "task": np.array(result.tasks),
+            "task": np.array(result.instructions),
             "start": start,
             "group": np.repeat(np.arange(spec.starts), spec.group_size),
             "success": result.returns > 0,
