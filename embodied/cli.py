@@ -39,6 +39,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "TrainWorldModelConfig",
         "fit an action-conditioned video world model on a LeRobot dataset (resumes)",
     ),
+    "train-reward-model": (
+        "embodied.train_reward_model",
+        "train_reward_model",
+        "TrainRewardModelConfig",
+        "fit the success classifier RL is rewarded by, on real frames; threshold on held-out",
+    ),
     "eval-world-model": (
         "embodied.eval_world_model",
         "evaluate_world_model",

@@ -21,6 +21,10 @@ imagines open-loop with the recorded actions, and is measured against the real f
   MuJoCo success. The open-loop figures above do not predict it: on the CPU benchmark two
   models with replay recall 1.00 and PSNR gains of 1.9 and 2.1 dB gave the same policy
   61 % and 0 % imagined success on Lift (76 % in MuJoCo);
+- with `--reward_model.path`, the reward model RL would be given: its precision and recall
+  on the held-out real episodes (real frames) and on the same episodes replayed in the world
+  model (imagined frames, the figure that matters for RL); whole-episode judging and the
+  policy's imagined success then use it instead of the world model's own head;
 - side-by-side videos (real | imagined, cameras stacked) of a few held-out episodes
   imagined open-loop from their first frame to their end.
 """
@@ -32,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from embodied.data.source import DatasetConfig
-from embodied.refs import PolicyRef, WorldModelRef
+from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
 from embodied.types import ACTION, SUCCESS
 
 
@@ -52,6 +56,8 @@ class EvalWorldModelConfig:
         finetune).
     policy: --policy.path=CKPT (an embodied_vla checkpoint) to imagine in the model; empty:
         no closed-loop figure.
+    reward_model: --reward_model.path=CKPT, the success classifier that judges imagined
+        episodes (as finetune's); empty: the world model's own success head.
     policy_episodes, policy_horizon, policy_temperature: its imagined episodes (from start
         frames drawn at random), their length in environment steps, and the sampling
         temperature (the pipeline uses finetune's horizon and temperature).
@@ -69,6 +75,7 @@ class EvalWorldModelConfig:
     batch_size: int = 64
     success_threshold: float = 0.5
     policy: PolicyRef = field(default_factory=PolicyRef)
+    reward_model: RewardModelRef = field(default_factory=RewardModelRef)
     policy_episodes: int = 32
     policy_horizon: int = 150
     policy_temperature: float = 1.0
@@ -82,7 +89,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
 
     from embodied.data.dataset import CachedDataset
     from embodied.data.source import open_metadata, require_features
-    from embodied.imagination import imagine_policy, judge_episodes, real_vs_imagined_videos
+    from embodied.imagination import real_vs_imagined_videos
     from world_models.registry import load_world_model
     from world_models.windows import holdout_mask, window_deltas
 
@@ -114,21 +121,37 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     curves["videos"] = real_vs_imagined_videos(model, dataset, videos, out / "videos")
     report = _summarize(curves, config, len(rows), held_episodes)
     report["frame_stride"] = c.frame_stride
-    report["policy_imagined"] = None
-    if config.policy.path:
-        report["policy_imagined"] = imagine_policy(
-            model, dataset, config.policy.path, config.policy_episodes, config.policy_horizon,
-            config.policy_temperature, config.success_threshold, config.seed,
-        )  # fmt: skip
-    report["episode_success"] = judge_episodes(
-        model, dataset, held_episodes, config.success_threshold
-    )
+    report.update(_judgements(model, dataset, held_episodes, config))
     text = json.dumps(report, indent=2)
     (out / "world_model_eval.json").write_text(text)
     if config.json:
         Path(config.json).write_text(text)
     _print_table(report)
     return report
+
+
+def _judgements(model, dataset, held_episodes: list[int], config: EvalWorldModelConfig) -> dict:
+    """Success as RL judges it: held-out episodes replayed, the policy imagined closed-loop,
+    and the reward model on real and on replayed frames, when they are given."""
+    from embodied.data.dataset import CachedDataset
+    from embodied.imagination import imagine_policy, judge_episodes
+    from embodied.reward import judge_real_episodes
+    from world_models.reward_model import load_reward_model
+
+    reward = load_reward_model(config.reward_model.path) if config.reward_model.path else None
+    out = {"policy_imagined": None, "reward_model": None}
+    if config.policy.path:
+        out["policy_imagined"] = imagine_policy(
+            model, dataset, config.policy.path, config.policy_episodes, config.policy_horizon,
+            config.policy_temperature, config.success_threshold, config.seed, reward,
+        )  # fmt: skip
+    replayed = judge_episodes(model, dataset, held_episodes, config.success_threshold, reward)
+    out["episode_success"] = replayed
+    if reward is not None:
+        real = judge_real_episodes(reward, [CachedDataset.open(config.dataset)], held_out=True)
+        out["reward_model"] = {"threshold": reward.config.threshold, "real": real,
+                               "replayed": replayed}  # fmt: skip
+    return out
 
 
 CURVES = ("psnr", "psnr_copy", "ssim", "ssim_copy", "state_err", "mse", "mse_shuffled")
@@ -250,6 +273,11 @@ def _print_table(report: dict) -> None:
         if judged and judged[name] is not None:
             rows.append((f"whole episodes: success {name.replace('_', ' ')}",
                          f"{judged[name]:.2f}", ""))  # fmt: skip
+    for where in ("real", "replayed"):
+        judged = (r.get("reward_model") or {}).get(where) or {}
+        for name in ("precision", "recall"):
+            if judged.get(name) is not None:
+                rows.append((f"reward model, {where}: {name}", f"{judged[name]:.2f}", ""))
     imagined = r.get("policy_imagined")
     if imagined:
         rows.append(("policy imagined: success", f"{imagined['success_rate']:.2f}", ""))

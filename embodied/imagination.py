@@ -36,10 +36,11 @@ def sample_groups(env: Any, actor: Any, starts: int, group_size: int, seed: int,
 
 
 def imagine_policy(model: Any, dataset: Any, policy_path: str, episodes: int, horizon: int,
-                   temperature: float, threshold: float, seed: int) -> dict:  # fmt: skip
+                   temperature: float, threshold: float, seed: int,
+                   reward_model: Any = None) -> dict:  # fmt: skip
     """The policy imagined closed-loop from `episodes` random start frames of the dataset,
-    sampled as RL's rollout workers sample: its imagined success overall and per
-    instruction."""
+    sampled as RL's rollout workers sample, judged by the reward model (the world model's
+    success head without one): its imagined success overall and per instruction."""
     import torch
 
     from embodied.acting import ChunkSampler
@@ -50,7 +51,8 @@ def imagine_policy(model: Any, dataset: Any, policy_path: str, episodes: int, ho
     policy, pre, post = load_policy(policy_path, policy_type="embodied_vla")
     policy.eval()
     bank = StartBank.from_dataset(dataset, model.config)
-    env = WorldModelEnv(model, bank, episodes, horizon=horizon, success_threshold=threshold)
+    env = WorldModelEnv(model, bank, episodes, horizon=horizon, success_threshold=threshold,
+                        reward_model=reward_model)  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     actor = ChunkSampler(policy, pre, post, policy.config.n_action_steps, temperature, generator)
     result, _ = sample_groups(env, actor, episodes, 1, seed)
@@ -76,30 +78,26 @@ def recorded_actions(dataset: Any, episodes: list[int], stride: int):
     return out, lengths, rows
 
 
-def judge_episodes(model: Any, dataset: Any, episodes: list[int], threshold: float) -> dict | None:
+def judge_episodes(model: Any, dataset: Any, episodes: list[int], threshold: float,
+                   reward_model: Any = None) -> dict | None:  # fmt: skip
     """Replay whole episodes from their real start with their recorded actions, batched in
-    `WorldModelEnv` as RL imagines; compare its success judgement with MuJoCo's label."""
+    `WorldModelEnv` as RL imagines; compare its success judgement (the reward model's, or
+    the world model's own head) with MuJoCo's label."""
+    from embodied.reward import agreement
     from world_models.env import StartBank, WorldModelEnv
 
-    if not model.config.success_head or SUCCESS not in dataset.arrays:
+    if SUCCESS not in dataset.arrays or not (reward_model or model.config.success_head):
         return None
     stride = model.config.frame_stride
     actions, lengths, rows = recorded_actions(dataset, episodes, stride)
     bank = StartBank.from_dataset(dataset, model.config, episodes)
     env = WorldModelEnv(model, bank, len(episodes), horizon=actions.shape[1],
-                        success_threshold=threshold)  # fmt: skip
+                        success_threshold=threshold, reward_model=reward_model)  # fmt: skip
     result = rollout(env, Replay(actions, stride), options={"starts": np.arange(len(episodes))})
     started = np.arange(len(result.rewards))[:, None] * stride  # env step of each call
     judged = ((result.rewards > 0) & (started < lengths)).any(0)  # no actions past its end
     labels = np.asarray(dataset.arrays[SUCCESS])
-    true = np.array([labels[r].any() for r in rows])
-    return {
-        "episodes": len(episodes),
-        "successes": int(true.sum()),
-        "recall": float(judged[true].mean()) if true.any() else None,
-        "false_positive_rate": float(judged[~true].mean()) if (~true).any() else None,
-        "agreement": float((judged == true).mean()),
-    }
+    return agreement(judged, np.array([labels[r].any() for r in rows]))
 
 
 def real_vs_imagined_videos(model: Any, dataset: Any, episodes: list[int], out: Path) -> list:

@@ -1,12 +1,13 @@
 """`embodied pipeline CONFIG`: every stage of the job, in order, skipping finished ones.
 
-Stages: collect expert data -> train the policy -> train the world model -> measure the
-world model -> evaluate the policy in MuJoCo -> RL in the world model -> evaluate the
+Stages: collect expert data -> train the policy -> train the world model -> train the
+reward model (on real frames) -> measure the world model and the reward model -> evaluate
+the policy in MuJoCo -> RL in the world model -> evaluate the
 fine-tuned policy on the same seeds -> report. Each stage is its command's own config
 nested under its name (`--train_policy.steps=500`); the pipeline fills in the paths, all
 under the run directory:
 
-    data/  policy/  world_model/  world_model_eval/  eval_pretrained/  finetune/
+    data/  policy/  world_model/  reward_model/  world_model_eval/  eval_pretrained/  finetune/
     eval_finetuned/  report.md  report.json  plots/  stages/<name>.json
 
 `stages/<name>.json` records the config a stage finished with and the path it returned
@@ -33,9 +34,10 @@ from embodied.data.record import CollectConfig
 from embodied.data.source import DatasetConfig
 from embodied.eval_world_model import EvalWorldModelConfig
 from embodied.evaluate import EvalConfig
-from embodied.refs import PolicyRef, WorldModelRef
+from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
 from embodied.rl.finetune import FinetuneConfig
 from embodied.train_policy import TrainPolicyConfig
+from embodied.train_reward_model import TrainRewardModelConfig
 from embodied.train_world_model import TrainWorldModelConfig
 
 
@@ -46,6 +48,8 @@ class PipelineConfig:
     collect: the expert-data stage (`embodied collect` settings; root is set for you).
     train_policy: `embodied train-policy` settings (dataset and output_dir are set for you).
     train_world_model: `embodied train-world-model` settings (same).
+    train_reward_model: `embodied train-reward-model` settings (same; its clips take the
+        world model's frame_stride, so it can judge every imagined model step).
     eval_world_model: `embodied eval-world-model` settings (same).
     eval: `embodied eval` settings for the pretrained and the fine-tuned policy.
     finetune: `embodied finetune` settings (policy, world model, dataset and output set).
@@ -55,6 +59,7 @@ class PipelineConfig:
     collect: CollectConfig = field(default_factory=CollectConfig)
     train_policy: TrainPolicyConfig = field(default_factory=TrainPolicyConfig)
     train_world_model: TrainWorldModelConfig = field(default_factory=TrainWorldModelConfig)
+    train_reward_model: TrainRewardModelConfig = field(default_factory=TrainRewardModelConfig)
     eval_world_model: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -81,9 +86,13 @@ def _stages(config: PipelineConfig) -> list[Stage]:
     from embodied.report import build_report
     from embodied.rl.finetune import finetune
     from embodied.train_policy import train_policy
+    from embodied.train_reward_model import train_reward_model
     from embodied.train_world_model import train_world_model
 
     out = Path(config.output_dir)
+    stride = config.train_world_model.world_model.frame_stride
+    reward = replace(config.train_reward_model.reward_model, frame_stride=stride)
+    judged_by = ("collect", "train_policy", "train_world_model", "train_reward_model")
 
     def data(results: dict) -> DatasetConfig:
         return replace(config.train_policy.dataset, root=results["collect"])
@@ -102,17 +111,20 @@ def _stages(config: PipelineConfig) -> list[Stage]:
               train_policy, ("collect",), resumable=True),
         Stage("train_world_model", trained(config.train_world_model, "world_model"),
               out / "world_model", train_world_model, ("collect",), resumable=True),
+        Stage("train_reward_model",
+              lambda r: replace(trained(config.train_reward_model, "reward_model")(r),
+                                reward_model=reward),
+              out / "reward_model", train_reward_model, ("collect",), resumable=True),
         Stage("eval_world_model", lambda r: _eval_world_model(config, r, data(r)),
-              out / "world_model_eval", evaluate_world_model,
-              ("collect", "train_policy", "train_world_model")),
+              out / "world_model_eval", evaluate_world_model, judged_by),
         Stage("eval_pretrained", evaluated("train_policy", "eval_pretrained"),
               out / "eval_pretrained", evaluate, ("train_policy",)),
         Stage("finetune", lambda r: replace(
                   config.finetune, policy=PolicyRef(r["train_policy"]),
                   world_model=WorldModelRef(r["train_world_model"]), dataset=data(r),
+                  reward_model=RewardModelRef(r["train_reward_model"]),
                   output_dir=str(out / "finetune")),
-              out / "finetune", finetune, ("collect", "train_policy", "train_world_model"),
-              resumable=True),
+              out / "finetune", finetune, judged_by, resumable=True),
         Stage("eval_finetuned", evaluated("finetune", "eval_finetuned"),
               out / "eval_finetuned", evaluate, ("finetune",)),
     ]  # fmt: skip
@@ -130,6 +142,7 @@ def _eval_world_model(config: PipelineConfig, results: dict, data: DatasetConfig
         dataset=data,
         output_dir=str(Path(config.output_dir) / "world_model_eval"),
         policy=PolicyRef(results["train_policy"]),
+        reward_model=RewardModelRef(results["train_reward_model"]),
         policy_horizon=config.finetune.horizon,
         policy_temperature=config.finetune.algo.temperature,
     )

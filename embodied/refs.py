@@ -23,3 +23,13 @@ class WorldModelRef:
     """
 
     path: str = ""
+
+
+@dataclass
+class RewardModelRef:
+    """Attributes:
+    path: a reward-model checkpoint folder (config.json with its threshold,
+        model.safetensors); empty: the world model's own success head judges.
+    """
+
+    path: str = ""

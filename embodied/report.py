@@ -105,6 +105,12 @@ def build_report(run_dir: str | Path) -> dict:
                 "policy_imagined",
             )
         },  # fmt: skip
+        "reward_model": world_model.get("reward_model"),
+        "stopped": next((r["stopped"] for r in curves if r.get("stopped")), None),
+        # real MuJoCo episodes each method learned from (the world model's data aside)
+        "real_episodes": {
+            "rl_in_world_model": max([r.get("real_episodes") or 0 for r in curves], default=0)
+        },  # fmt: skip
         "rl_curve": [
             {k: r.get(k) for k in ("iteration", "wm_success", "mujoco_success", "refresh_success")}
             for r in curves
@@ -195,14 +201,16 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
     lines += _success_lines(report)
     lines.append("")
     lines += _world_model_lines(report["world_model"])
+    lines += _reward_model_lines(report.get("reward_model"), report.get("stopped"))
     if report["rl_curve"]:
+        real = report.get("real_episodes", {}).get("rl_in_world_model", 0)
         last = report["rl_curve"][-1]
         lines += [
             "## RL in the world model",
             "",
             f"Iterations: {last['iteration']}; last imagined success {last['wm_success']:.0%}. "
             "MuJoCo checks are logged next to the world model's estimate: a gap that grows "
-            "means the policy exploits the model.",
+            f"means the policy exploits the model. Real MuJoCo episodes RL learned from: {real}.",
             "",
         ]
     for plot in plots:
@@ -242,6 +250,24 @@ def _success_lines(report: dict) -> list[str]:
             f"(sign test p = {p['p_value']:.2g})."
         )
     return lines
+
+
+def _reward_model_lines(reward: dict | None, stopped: str | None) -> list[str]:
+    """The reward RL was given: how it judges real episodes, and the same episodes imagined."""
+    if not reward:
+        return []
+    lines = [
+        "## Reward model (success classifier on real frames)", "",
+        f"Threshold {reward['threshold']:.3f}, chosen on held-out real episodes.", "",
+        "| judged episodes | precision | recall | episodes (successes) |", "|---|---|---|---|",
+    ]  # fmt: skip
+    for name, label in (("real", "held-out, real frames"), ("replayed", "same, imagined")):
+        j = reward.get(name) or {}
+        p, r = (f"{j[k]:.2f}" if j.get(k) is not None else "—" for k in ("precision", "recall"))
+        lines.append(f"| {label} | {p} | {r} | {j.get('episodes')} ({j.get('successes')}) |")
+    if stopped:
+        lines += ["", f"RL stopped early: {stopped}."]
+    return [*lines, ""]
 
 
 def _world_model_lines(wm: dict) -> list[str]:

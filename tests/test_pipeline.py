@@ -10,6 +10,7 @@ from embodied.pipeline import PipelineConfig, run_pipeline
 from embodied.ray_utils import RaySettings
 from embodied.rl.finetune import AlgoSettings, FinetuneConfig
 from embodied.train_policy import TrainPolicyConfig
+from embodied.train_reward_model import TrainRewardModelConfig
 from embodied.train_world_model import TrainWorldModelConfig
 
 pytestmark = pytest.mark.sim
@@ -27,6 +28,12 @@ def _config(tmp_path) -> PipelineConfig:
         train_world_model=TrainWorldModelConfig(
             world_model=dict(WORLD_MODEL), steps=2, batch_size=2, holdout_every=2
         ),
+        train_reward_model=TrainRewardModelConfig(
+            reward_model={"channels": (8,), "width": 8, "text_dim": 8},
+            steps=2,
+            batch_size=4,
+            holdout_every=2,
+        ),
         eval_world_model=EvalWorldModelConfig(open_loop_steps=10, videos=1, policy_episodes=4),
         eval=EvalConfig(env=EnvSettings(task="lift"), eval=EvalSettings(n_episodes=1, videos=0)),
         finetune=FinetuneConfig(
@@ -41,8 +48,9 @@ def _config(tmp_path) -> PipelineConfig:
 def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys):
     config = _config(tmp_path)
     first = run_pipeline(config)
-    stages = ["collect", "train_policy", "train_world_model", "eval_world_model",
-              "eval_pretrained", "finetune", "eval_finetuned", "report"]  # fmt: skip
+    stages = ["collect", "train_policy", "train_world_model", "train_reward_model",
+              "eval_world_model", "eval_pretrained", "finetune", "eval_finetuned",
+              "report"]  # fmt: skip
     assert list(first["wall_s"]) == stages
     run = tmp_path / "run"
     assert (run / "world_model_eval/world_model_eval.json").is_file()
@@ -57,6 +65,9 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
         and "imagined in it" in (run / "report.md").read_text()
     )
     assert set(report["wall_s"]) == set(stages[:-1]) and (run / "report.md").is_file()
+    judged = report["reward_model"]  # the classifier RL was rewarded by, on real and imagined
+    assert judged["real"]["episodes"] == 1 and judged["replayed"]["episodes"] == 1
+    assert "Reward model" in (run / "report.md").read_text()
     assert run_pipeline(config)["wall_s"] == {}
     assert capsys.readouterr().out.count("done earlier") == len(stages)
     config.train_world_model.steps = 3

@@ -130,9 +130,9 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
     assert all(0.0 <= r["refresh_wm_recall"] <= 1.0 for r in rows if "refresh_wm_loss" in r)
     episodes = (out / "refresh/00002" / EPISODES_SIDECAR).read_text().splitlines()
     assert json.loads(episodes[0])["task"] == "lift"
-    state = json.loads((out / "checkpoints/0000003/training_state/world_model.json").read_text())
+    state = json.loads((out / "checkpoints/0000003/training_state/models.json").read_text())
     refreshed_model = out / "world_models/00002/checkpoints/0000002/pretrained_model"
-    assert state["path"] == str(refreshed_model)  # a checkpoint of the training loop's layout
+    assert state["world_model"] == str(refreshed_model)  # of the training loop's layout
     assert (refreshed_model.parent / "training_state/step.json").is_file()
     refreshed = weights(refreshed_model)
     original = weights(checkpoints[1])
@@ -158,11 +158,11 @@ def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path, wei
     real_sample = module.Workers.sample
     killed = []
 
-    def sample_and_kill_once(self, policy_weights, seeds, world_model_path):
+    def sample_and_kill_once(self, *args):
         if not killed:
             killed.append(True)
             ray.kill(self.actors[0], no_restart=False)  # the actor dies; Ray restarts it
-        return real_sample(self, policy_weights, seeds, world_model_path)
+        return real_sample(self, *args)
 
     module.Workers.sample = sample_and_kill_once
     try:
@@ -212,3 +212,13 @@ def test_mismatched_inputs_fail_before_any_rollout(checkpoints, tmp_path, record
             _config(checkpoints, tmp_path, ray=RaySettings(num_workers=2, address="127.0.0.1:1"))
         )
     assert not (tmp_path / "ft").exists()
+
+
+def test_the_real_episode_budget_is_counted_and_respected(checkpoints, tmp_path):
+    from embodied.rl.refresh import RefreshSettings
+
+    refresh = RefreshSettings(every=1, task="lift", episodes=1, steps=1, batch_size=2)
+    finetune(_config(checkpoints, tmp_path, iterations=3, refresh=refresh, real_episodes=2))
+    rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows if "refresh_episodes" in r] == [0, 1]  # then spent
+    assert [r["real_episodes"] for r in rows] == [1, 2, 2, 2]

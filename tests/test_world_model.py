@@ -126,6 +126,29 @@ def wm_env(family):
     return WorldModelEnv(model, bank, num_envs=3, horizon=5, success_threshold=1.1), bank, dataset
 
 
+def test_keyframe_starts_are_every_nth_frame_before_success_with_their_instruction(family):
+    from world_models.env import StartBank
+
+    model, dataset, _ = family
+    episode = np.asarray(dataset.arrays["episode_index"])
+    frame = np.asarray(dataset.arrays["frame_index"])
+    success = np.asarray(dataset.arrays[SUCCESS]).reshape(-1) > 0
+    first_success = {e: frame[(episode == e) & success].min(initial=10**9) for e in set(episode)}
+    expected = [i for i in range(len(frame))
+                if frame[i] % 10 == 0 and frame[i] < first_success[episode[i]]]  # fmt: skip
+    bank = StartBank.from_dataset(dataset, model.config, keyframe_every=10)
+    plain = StartBank.from_dataset(dataset, model.config)
+    assert len(plain) == len(np.unique(episode)) and len(bank) == len(expected)
+    tasks = dataset.batch(np.array(expected))[TASK]
+    assert bank.instructions == tasks  # each keyframe keeps its episode's instruction
+    now = dataset.with_deltas({}).batch(np.array(expected))
+    key = model.config.image_keys[0]
+    last = (now[key].movedim(-3, -1) * 255).round().to(torch.uint8).numpy()
+    assert np.array_equal(bank.images[key][:, -1], last)  # the context ends at the keyframe
+    both = StartBank.concatenate([plain, bank])
+    assert len(both) == len(plain) + len(bank) and both.instructions[-1] == bank.instructions[-1]
+
+
 @pytest.mark.sim
 def test_observations_match_the_mujoco_task(wm_env):
     from envs.robosuite_env import make_env

@@ -12,6 +12,7 @@ episodes from one start state, judged together).
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,11 +39,15 @@ class StartBank:
         return len(self.instructions)
 
     @classmethod
-    def from_dataset(cls, dataset, config, episodes=None) -> "StartBank":
+    def from_dataset(cls, dataset, config, episodes=None, keyframe_every: int = 0) -> "StartBank":
         """The first frame of each episode (of `episodes`, all by default) of a dataset
         (`embodied.data.CachedDataset`) with the K frames of context a world model with this
         `config` reads (the first frame repeated, as LeRobot pads history), state and
-        instruction."""
+        instruction; with `keyframe_every` = n, also every n-th frame of each episode
+        before its first success (WoVR's keyframes: imagined episodes that start midway
+        compound their errors over fewer predictions; frames after a success would only
+        start episodes already won)."""
+        from embodied.types import SUCCESS
         from world_models.windows import context_deltas
 
         history = context_deltas(config, dataset.meta.fps)
@@ -51,12 +56,30 @@ class StartBank:
         starts = np.asarray(dataset.meta.episodes["dataset_from_index"])
         if episodes is not None:
             starts = starts[np.asarray(list(episodes), dtype=np.int64)]
+        if keyframe_every > 0:
+            index = np.asarray(dataset.arrays["episode_index"])
+            frame = np.asarray(dataset.arrays["frame_index"])
+            done = np.zeros(len(frame), dtype=bool)
+            if SUCCESS in dataset.arrays:  # a frame at or after its episode's first success
+                success = np.asarray(dataset.arrays[SUCCESS]).reshape(-1) > 0
+                for e in np.unique(index[success]):
+                    mine = np.flatnonzero(index == e)
+                    done[mine[np.argmax(success[mine]) :]] = True
+            chosen = np.isin(index, index[starts]) & (frame % keyframe_every == 0) & ~done
+            starts = np.union1d(starts, np.flatnonzero(chosen))
         batch = view.batch(starts)
         images = {
             k: (batch[k].movedim(-3, -1) * 255.0).round().to(torch.uint8).numpy()
             for k in image_keys
         }
         return cls(images=images, state=batch[STATE].numpy(), instructions=batch[TASK])
+
+    @classmethod
+    def concatenate(cls, banks: list["StartBank"]) -> "StartBank":
+        """One bank holding the starts of several."""
+        images = {k: np.concatenate([b.images[k] for b in banks]) for k in banks[0].images}
+        state = np.concatenate([b.state for b in banks])
+        return cls(images, state, [t for b in banks for t in b.instructions])
 
     def check(self, model: WorldModel) -> None:
         """Fail early on start frames the model cannot read (wrong camera, size or history)."""
@@ -87,6 +110,10 @@ class WorldModelEnv:
             probability exceeds this; the reward of that step is 1 (binary reward, the
             recipe World-Gymnast and WMPO use), else 0.
         device: where the model runs.
+        reward_model: a separate success classifier (`world_models.reward_model`) to judge
+            the imagined frames instead of the dynamics' own heads: an episode succeeds once
+            the clip of its last frames passes the classifier's threshold (after its
+            `min_step`) and otherwise runs to the horizon.
     """
 
     def __init__(
@@ -97,12 +124,16 @@ class WorldModelEnv:
         horizon: int = 100,
         success_threshold: float = 0.5,
         device: str = "cpu",
+        reward_model=None,
     ):
         import gymnasium as gym
 
         starts.check(model)
-        if not model.config.success_head:
+        if reward_model is not None:
+            check_reward_model(reward_model.config, model.config)
+        elif not model.config.success_head:
             raise ValueError("this world model has no success head: it cannot give rewards")
+        self.reward_model = reward_model.to(device).eval() if reward_model is not None else None
         self.model = model.to(device).eval()
         self.starts, self.num_envs, self.horizon = starts, num_envs, horizon
         self.threshold, self.device = success_threshold, device
@@ -144,6 +175,13 @@ class WorldModelEnv:
         self._obs = {k: self.starts.images[k][chosen, -1] for k in self.model.config.image_keys}
         self._obs[STATE] = self.starts.state[chosen, -1].astype(np.float32)
         self._obs[TASK] = list(self.instructions)
+        if self.reward_model is not None:  # the judged clips start with the real context
+            clip = self.reward_model.config.clip
+            self._clips = {}
+            for k in self.reward_model.config.image_keys:
+                frames = torch.from_numpy(self.starts.images[k][chosen]).movedim(-1, -3) / 255.0
+                pad = frames[:, :1].expand(-1, max(0, clip - frames.shape[1]), -1, -1, -1)
+                self._clips[k] = torch.cat([pad, frames], dim=1)[:, -clip:].to(self.device)
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.finished = np.zeros(self.num_envs, dtype=bool)
         self._terminated = np.zeros(self.num_envs, dtype=bool)
@@ -196,7 +234,12 @@ class WorldModelEnv:
                 self._obs[k][active] = frame.cpu().numpy()[active]
             self._obs[STATE][active] = pred.state.cpu().numpy()[active]
             self.steps[active] += stride
-            won = active & (success > self.threshold)
+            threshold = self.threshold
+            if self.reward_model is not None:
+                success, done = self._judge(), np.zeros(self.num_envs, dtype=np.float32)
+                c = self.reward_model.config
+                threshold, success = c.threshold, np.where(self.steps >= c.min_step, success, 0.0)
+            won = active & (success > threshold)
             reward[won] = 1.0
             terminated |= won
             ended = active & ~won & (done > self.threshold)
@@ -206,7 +249,30 @@ class WorldModelEnv:
         info = {"success_prob": success, "done_prob": done, "steps": self.steps.copy()}
         return self._observation(), reward, terminated.copy(), truncated.copy(), info
 
+    def _judge(self) -> np.ndarray:
+        """The reward model's success probability for each episode's latest clip."""
+        for k, clip in self._clips.items():
+            frame = torch.from_numpy(self._obs[k]).to(self.device).movedim(-1, -3) / 255.0
+            self._clips[k] = torch.cat([clip[:, 1:], frame[:, None]], dim=1)
+        return self.reward_model.probability(self._clips, self.instructions).cpu().numpy()
+
     def _observation(self) -> dict:
         obs = {k: v.copy() for k, v in self._obs.items() if k != TASK}
         obs[TASK] = list(self._obs[TASK])
         return obs
+
+
+def check_reward_model(reward: Any, world: Any) -> None:
+    """Fail early when a reward model cannot judge this world model's imagined frames."""
+    missing = sorted(set(reward.image_keys) - set(world.image_keys))
+    if missing:
+        raise ValueError(f"the reward model judges cameras {missing} the world model does not "
+                         f"predict ({sorted(world.image_keys)})")  # fmt: skip
+    if reward.image_size != world.image_size:
+        raise ValueError(f"the reward model reads {reward.image_size}px frames; the world "
+                         f"model predicts {world.image_size}px")  # fmt: skip
+    if reward.frame_stride != world.frame_stride:
+        raise ValueError(
+            f"the reward model's clips are {reward.frame_stride} steps apart; the world model "
+            f"steps {world.frame_stride} at a time (frame_stride)"
+        )

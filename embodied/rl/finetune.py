@@ -24,21 +24,23 @@ LeRobot policy folder); a rerun with the same output_dir resumes exactly.
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from embodied.config import to_dict
 from embodied.rl.learner import Learner
-from embodied.rl.refresh import refresh, remove_later_refreshes
-from embodied.rl.rollout_worker import Workers, WorkerSpec
+from embodied.rl.refresh import real_episodes, refresh, remove_later_refreshes
+from embodied.rl.rollout_worker import Models, Workers, WorkerSpec
 from embodied.rl.settings import AlgoSettings, FinetuneConfig, check_config
 from embodied.seeds import RL_STREAMS, derive_seed
 from embodied.stats import rates_by
 
 __all__ = ["AlgoSettings", "FinetuneConfig", "finetune"]
 
-WORLD_MODEL_STATE = "world_model.json"  # in training_state: the world model imagined with
+MODELS_STATE = "models.json"  # in training_state: the models and starts imagined with
+STOPPED_FILE = "stopped.json"  # the guard's reason for stopping, in the run directory
 
 
 def finetune(config: FinetuneConfig) -> Path:
@@ -47,20 +49,34 @@ def finetune(config: FinetuneConfig) -> Path:
     from embodied.policy_io import load_policy
     from world_models.base import read_config
     from world_models.registry import FAMILIES
+    from world_models.reward_model import REWARD_FAMILIES
 
     policy, pre, post = load_policy(config.policy.path, policy_type="embodied_vla")
-    n = check_config(config, policy.config, read_config(Path(config.world_model.path), FAMILIES))
+    reward = None
+    if config.reward_model.path:
+        reward = read_config(Path(config.reward_model.path), REWARD_FAMILIES)
+    world = read_config(Path(config.world_model.path), FAMILIES)
+    n = check_config(config, policy.config, world, reward)
     open_metadata(config.dataset)
     learner = Learner(config.algo, config.seed, policy, pre, post, n)
     a = config.algo
     spec = WorkerSpec(str(config.policy.path), str(config.world_model.path), config.dataset,
                       a.starts, a.group_size, config.horizon, n, a.temperature,
-                      config.success_threshold)  # fmt: skip
+                      config.success_threshold, str(config.reward_model.path),
+                      config.keyframe_every)  # fmt: skip
     workers = Workers(spec, config.ray)
     try:
         return Run(config, learner, workers, n).loop()
     finally:
         workers.close()
+
+
+def _within_budget(config: FinetuneConfig, spent: int) -> bool:
+    """Whether one more refresh fits the real-episode budget (0: no budget)."""
+    from envs.tasks import parse_tasks
+
+    needed = config.refresh.episodes * len(parse_tasks(config.refresh.task or config.eval_task))
+    return not config.real_episodes or spent + needed <= config.real_episodes
 
 
 def _due(done: int, every: int, last: int) -> bool:
@@ -75,7 +91,7 @@ class Run:
     def __init__(self, config: FinetuneConfig, learner: Learner, workers: Workers, n: int):
         self.config, self.learner, self.workers, self.n = config, learner, workers, n
         self.out = Path(config.output_dir)
-        self.world_model_path = str(config.world_model.path)
+        self.models = Models(str(config.world_model.path), str(config.reward_model.path))
 
     def loop(self) -> Path:
         from embodied.training import MODEL_DIR, last_checkpoint
@@ -89,11 +105,14 @@ class Run:
         with open(self.out / "metrics.jsonl", "a") as metrics:
             if start == 0:
                 remove_later_refreshes(self.out, -1)  # a fresh start redoes every refresh
+                (self.out / STOPPED_FILE).unlink(missing_ok=True)
                 at_start = refreshes > 0 and config.refresh.at_start
                 row = self._hooks(0, {"iteration": 0}, bool(checks), at_start)
                 if len(row) > 1:
                     metrics.write(json.dumps(row) + "\n")
             for iteration in range(start, config.iterations):
+                if (self.out / STOPPED_FILE).exists():
+                    break
                 done = iteration + 1
                 check = bool(checks) and _due(done, config.eval_every, config.iterations)
                 refresh_now = refreshes > 0 and done % refreshes == 0
@@ -101,21 +120,39 @@ class Run:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
                 print(_progress_line(row, config.iterations))
-                if _due(done, config.save_every, config.iterations):
+                if _due(done, config.save_every, config.iterations) or "stopped" in row:
                     folder = self._save(done)
         return (folder if folder is not None else self._save(start)) / MODEL_DIR
+
+    def _guard(self, row: dict) -> None:
+        """The stop-on-disagreement guard (`reward_guard`) on a refresh's figures: when it
+        fires, `stopped.json` says why and no further update is made (a rerun keeps to it)."""
+        accuracy = row.get("reward_balanced_accuracy")
+        if accuracy is None or not accuracy >= 0 or accuracy >= self.config.reward_guard:
+            return
+        row["stopped"] = (f"the reward model judged the policy's real episodes with balanced "
+                          f"accuracy {accuracy:.2f} < reward_guard {self.config.reward_guard}; "
+                          f"no update after iteration {row['iteration']}")  # fmt: skip
+        print(f"finetune: {row['stopped']}")
+        (self.out / STOPPED_FILE).write_text(json.dumps(row))
 
     def _hooks(self, done: int, row: dict, check: bool, refresh: bool) -> dict:
         """After iteration `done`: the MuJoCo check, then the refresh, when they are due."""
         if check:
             row.update(self._mujoco_check(done))
-        if refresh:
-            self.world_model_path, figures = self._refresh(done)
+        spent = real_episodes(self.out, done - 1)
+        if refresh and not _within_budget(self.config, spent):
+            print(f"finetune: the real-episode budget ({self.config.real_episodes}) is spent")
+        elif refresh:
+            self.models, figures = self._refresh(done)
             row.update(figures)
+            self._guard(row)
+        if len(row) > 1:  # iteration 0 has a row only when a check or a refresh ran
+            row["real_episodes"] = real_episodes(self.out, done)
         return row
 
     def _refresh(self, done: int) -> tuple[str, dict]:
-        return refresh(self.learner, self.config, done, self.world_model_path, self.n)
+        return refresh(self.learner, self.config, done, self.models, self.n)
 
     def _iteration(self, iteration: int) -> dict:
         tick = time.perf_counter()
@@ -124,7 +161,7 @@ class Run:
         seeds = [derive_seed(self.config.seed, iteration, RL_STREAMS["rollout"], w)
                  for w in range(self.workers.count)]  # fmt: skip
         tick = time.perf_counter()
-        batches = self.workers.sample(weights, seeds, self.world_model_path)
+        batches = self.workers.sample(weights, seeds, self.models)
         rollout = time.perf_counter() - tick
         tick = time.perf_counter()
         stats = self.learner.update(batches, iteration)
@@ -169,7 +206,7 @@ class Run:
 
         def extra(state: Path) -> None:
             self.learner.algorithm.save(state)
-            (state / WORLD_MODEL_STATE).write_text(json.dumps({"path": self.world_model_path}))
+            (state / MODELS_STATE).write_text(json.dumps(asdict(self.models)))
 
         learner = self.learner
         job = Trainable(learner.policy, learner.optimizer, None, 0, None, learner.save_policy)
@@ -186,7 +223,8 @@ class Run:
         load_training_state(
             Trainable(learner.policy, learner.optimizer, None, 0, None, None), state
         )
-        self.world_model_path = json.loads((state / WORLD_MODEL_STATE).read_text())["path"]
+        saved = json.loads((state / MODELS_STATE).read_text())
+        self.models = Models(**{**saved, "start_roots": tuple(saved["start_roots"])})
         step = json.loads((state / "step.json").read_text())["step"]
         remove_later_refreshes(self.out, step)
         return step

@@ -23,6 +23,7 @@ from embodied.types import IMAGE_PREFIX, PAD_SUFFIX, TASK
 
 REFRESH_DIR = "refresh"
 WORLD_MODELS_DIR = "world_models"
+REWARD_MODELS_DIR = "reward_models"
 SUCCESS_HOLD = 10  # steps recorded after a success, so the data shows the finished state
 
 
@@ -44,6 +45,8 @@ class RefreshSettings:
         benchmark's world model, it recognised 13 before such a refresh, 6 after it, and 18
         after a refresh weighted by share (which also judged 2 of 9 failures successes).
     lr: world-model learning rate (0: the one its training ended with).
+    reward_steps: reward-model steps per refresh, on the original data and the policy's
+        real episodes so far, after which its threshold is chosen again (0: keep it fixed).
     grad_clip: gradient-norm clip of the refresh's steps.
     """
 
@@ -55,6 +58,7 @@ class RefreshSettings:
     batch_size: int = 16
     new_fraction: float = 0.0
     lr: float = 0.0
+    reward_steps: int = 100
     grad_clip: float = 1.0
 
 
@@ -181,13 +185,15 @@ def _concat(batches: list[dict], keys: list[str]) -> dict:
     }  # fmt: skip
 
 
-def refresh(learner: Any, config: Any, iteration: int, world_model_path: str,
-            n_action_steps: int) -> tuple[str, dict]:  # fmt: skip
-    """The refresh of iteration `iteration`: record the learner's policy in MuJoCo, fine-tune
-    the world model on every refresh so far, and judge the original data's real episodes
-    with the result. Returns (the refreshed model's folder, the figures to log)."""
+def refresh(learner: Any, config: Any, iteration: int, models: Any,
+            n_action_steps: int) -> tuple[Any, dict]:  # fmt: skip
+    """The refresh of iteration `iteration`: record the learner's policy in MuJoCo, judge
+    those real episodes with the reward model in use (the guard's figure), then fine-tune
+    the world model and the reward model on every refresh so far. Returns the models to
+    imagine with from now on (`rollout_worker.Models`) and the figures to log."""
     import json
     import time
+    from dataclasses import replace
 
     from embodied.data.source import EPISODES_SIDECAR
     from embodied.seeds import RL_STREAMS, derive_seed
@@ -195,7 +201,7 @@ def refresh(learner: Any, config: Any, iteration: int, world_model_path: str,
     from world_models.registry import FAMILIES
 
     settings, out, tick = config.refresh, Path(config.output_dir), time.perf_counter()
-    wm_config = read_config(Path(world_model_path), FAMILIES)
+    wm_config = read_config(Path(models.world_model), FAMILIES)
     root = record_policy_episodes(
         out / REFRESH_DIR / f"{iteration:05d}", learner.policy, learner.pre, learner.post,
         settings.task or config.eval_task, settings.episodes,
@@ -203,23 +209,62 @@ def refresh(learner: Any, config: Any, iteration: int, world_model_path: str,
         config.algo.temperature, list(wm_config.image_keys), wm_config.image_size,
     )  # fmt: skip
     rows = [json.loads(x) for x in (root / EPISODES_SIDECAR).read_text().splitlines()]
+    guard = _judge_policy_episodes(root, models.reward_model)  # before it learns from them
+    roots = refresh_datasets(out, iteration)
     path, loss = refresh_world_model(
-        world_model_path, config.dataset, refresh_datasets(out, iteration), settings,
+        models.world_model, config.dataset, roots, settings,
         derive_seed(config.seed, iteration, RL_STREAMS["refresh_training"]),
         out / WORLD_MODELS_DIR / f"{iteration:05d}", out / REFRESH_DIR / "cache",
     )  # fmt: skip
-    judged = _judge_original_episodes(path, config) or {}
-    return str(path), {
+    reward = _refit_reward_model(models.reward_model, config, roots, iteration)
+    starts = tuple(str(r) for r in roots) if config.keyframe_every else ()
+    models = replace(models, world_model=str(path), reward_model=reward, start_roots=starts)
+    judged = _judge_original_episodes(models, config) or {}
+    return models, {
         "refresh_success": float(np.mean([r["success"] for r in rows])),
         "refresh_episodes": len(rows),
         "refresh_wm_loss": loss,
         "refresh_wm_recall": judged.get("recall"),
         "refresh_wm_false_positive_rate": judged.get("false_positive_rate"),
+        **guard,
         "time_refresh_s": time.perf_counter() - tick,
     }
 
 
-def _judge_original_episodes(path: Path, config: Any) -> dict | None:
+def _refit_reward_model(path: str, config: Any, roots: list[Path], iteration: int) -> str:
+    """The reward model fine-tuned on the original data and the policy's real episodes so
+    far (`refresh.reward_steps`; unchanged when 0 or when there is none)."""
+    if not path or config.refresh.reward_steps <= 0:
+        return path
+    from dataclasses import replace
+
+    from embodied.data.dataset import CachedDataset
+    from embodied.reward import refit_reward_model
+    from embodied.seeds import RL_STREAMS, derive_seed
+
+    data = [config.dataset, *(replace(config.dataset, root=str(r), repo_id="") for r in roots)]
+    seed = derive_seed(config.seed, iteration, RL_STREAMS["refresh_training"], 1)
+    out = Path(config.output_dir) / REWARD_MODELS_DIR / f"{iteration:05d}"
+    datasets = [CachedDataset.open(d) for d in data]
+    return str(refit_reward_model(path, datasets, config.refresh.reward_steps, seed, out))
+
+
+def _judge_policy_episodes(root: Path, reward_model: str) -> dict:
+    """How the reward model judges the policy's own real episodes just recorded, against
+    MuJoCo: the figure RL's stop-on-disagreement guard reads (none without a reward model)."""
+    if not reward_model:
+        return {}
+    from embodied.data.dataset import CachedDataset
+    from embodied.data.source import DatasetConfig
+    from embodied.reward import judge_real_episodes
+    from world_models.reward_model import load_reward_model
+
+    model = load_reward_model(reward_model)
+    judged = judge_real_episodes(model, [CachedDataset.open(DatasetConfig(root=str(root)))], None)
+    return {f"reward_{k}": judged[k] for k in ("balanced_accuracy", "precision", "recall")}
+
+
+def _judge_original_episodes(models: Any, config: Any) -> dict | None:
     """How the refreshed world model judges the original data's real episodes, replayed
     as RL imagines: a refresh that makes the success head miss real successes leaves
     RL without reward (on the CPU benchmark, a fixed half of each batch from a dozen
@@ -227,10 +272,14 @@ def _judge_original_episodes(path: Path, config: Any) -> dict | None:
     from embodied.data.dataset import CachedDataset
     from embodied.imagination import judge_episodes
     from world_models.registry import load_world_model
+    from world_models.reward_model import load_reward_model
 
     dataset = CachedDataset.open(config.dataset)
     episodes = list(range(dataset.meta.total_episodes))
-    return judge_episodes(load_world_model(path), dataset, episodes, config.success_threshold)
+    reward = load_reward_model(models.reward_model) if models.reward_model else None
+    return judge_episodes(
+        load_world_model(models.world_model), dataset, episodes, config.success_threshold, reward
+    )
 
 
 def refresh_datasets(out: Path, up_to: int) -> list[Path]:
@@ -241,12 +290,21 @@ def refresh_datasets(out: Path, up_to: int) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9]" * 5) if p.is_dir() and int(p.name) <= up_to)
 
 
+def real_episodes(out: Path, up_to: int) -> int:
+    """The real (MuJoCo) episodes RL has learned from up to iteration `up_to`: those the
+    refreshes recorded. (The MuJoCo checks only measure; they teach the policy nothing.)"""
+    from embodied.data.source import EPISODES_SIDECAR
+
+    return sum(len((root / EPISODES_SIDECAR).read_text().splitlines())
+               for root in refresh_datasets(out, up_to))  # fmt: skip
+
+
 def remove_later_refreshes(out: Path, step: int) -> None:
     """A resumed run redoes what came after its checkpoint: refresh episodes and world
     models of later iterations are removed, so they are not trained on twice."""
     import shutil
 
-    for name in (REFRESH_DIR, WORLD_MODELS_DIR):
+    for name in (REFRESH_DIR, WORLD_MODELS_DIR, REWARD_MODELS_DIR):
         for path in (out / name).glob("[0-9]" * 5 + "*"):
             if int(path.name[:5]) > step:
                 shutil.rmtree(path)

@@ -16,6 +16,22 @@ from embodied.types import STATE
 
 
 @dataclass
+class Models:
+    """What the workers imagine with; it changes at refreshes and goes with every call, so
+    an actor restarted from its spec imagines as the others do.
+
+    Attributes:
+        world_model: the world model's checkpoint folder.
+        reward_model: the reward model's (empty: the world model's own success head).
+        start_roots: datasets of the policy's own real episodes to start from as well.
+    """
+
+    world_model: str
+    reward_model: str = ""
+    start_roots: tuple[str, ...] = ()
+
+
+@dataclass
 class WorkerSpec:
     """What a worker needs to build itself (plain data, so it travels to Ray actors).
 
@@ -27,7 +43,12 @@ class WorkerSpec:
         horizon: env steps before an imagined episode is truncated.
         n_action_steps: actions of each chunk executed before re-planning (0: the policy's).
         temperature: sampling temperature (scales the policy's standard deviation).
-        success_threshold: success probability at which an imagined episode succeeds.
+        success_threshold: success probability at which an imagined episode succeeds (the
+            world model's own head; a reward model brings its own threshold).
+        reward_model_path: the reward model judging imagined episodes (empty: the world
+            model's success head).
+        keyframe_every: also start from every n-th frame (before success) of the real
+            episodes, the dataset's and the policy's own (0: episode starts only).
     """
 
     policy_path: str
@@ -39,6 +60,8 @@ class WorkerSpec:
     n_action_steps: int
     temperature: float
     success_threshold: float = 0.5
+    reward_model_path: str = ""
+    keyframe_every: int = 0
 
 
 class RolloutWorker:
@@ -47,19 +70,24 @@ class RolloutWorker:
         from embodied.policy_io import load_policy
         from world_models.env import StartBank, WorldModelEnv
         from world_models.registry import load_world_model
+        from world_models.reward_model import load_reward_model
 
         self.spec = spec
         self.policy, self.pre, self.post = load_policy(spec.policy_path, policy_type="embodied_vla")
         self.policy.eval()
         model = load_world_model(spec.world_model_path)
-        self.world_model_path = str(spec.world_model_path)
-        bank = StartBank.from_dataset(CachedDataset.open(spec.dataset), model.config)
+        dataset = CachedDataset.open(spec.dataset)
+        bank = StartBank.from_dataset(dataset, model.config, keyframe_every=spec.keyframe_every)
+        self.data_starts, self.start_roots = bank, ()
+        reward = load_reward_model(spec.reward_model_path) if spec.reward_model_path else None
+        self.models = Models(str(spec.world_model_path), str(spec.reward_model_path))
         self.env = WorldModelEnv(
             model,
             bank,
             num_envs=spec.starts * spec.group_size,
             horizon=spec.horizon,
             success_threshold=spec.success_threshold,
+            reward_model=reward,
         )
         self.image_keys = sorted(self.policy.config.image_features)
 
@@ -69,19 +97,38 @@ class RolloutWorker:
         # Ray hands the arrays over read-only; torch.tensor copies them
         self.policy.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
 
-    def use_world_model(self, path: str) -> None:
-        """Imagine with the world model at `path` from now on (after a refresh)."""
+    def use(self, models: Models) -> None:
+        """Imagine with these models and starts from now on (after a refresh)."""
         from world_models.registry import load_world_model
+        from world_models.reward_model import load_reward_model
 
-        if str(path) != self.world_model_path:
-            self.env.model = load_world_model(path).eval()
-            self.world_model_path = str(path)
+        if models.world_model != self.models.world_model:
+            self.env.model = load_world_model(models.world_model).eval()
+        if models.reward_model != self.models.reward_model:
+            self.env.reward_model = load_reward_model(models.reward_model)
+        self.use_starts(tuple(models.start_roots))
+        self.models = models
+
+    def use_starts(self, roots: tuple[str, ...]) -> None:
+        """Start from the data's frames and from those of these datasets of the policy's
+        own real episodes (the refreshes' recordings) from now on."""
+        from embodied.data.dataset import CachedDataset
+        from embodied.data.source import DatasetConfig
+        from world_models.env import StartBank
+
+        if tuple(roots) == self.start_roots:
+            return
+        config, every = self.env.model.config, self.spec.keyframe_every
+        banks = [StartBank.from_dataset(CachedDataset.open(DatasetConfig(root=r)), config,
+                                        keyframe_every=every) for r in roots]  # fmt: skip
+        self.env.starts = StartBank.concatenate([self.data_starts, *banks])
+        self.start_roots = tuple(roots)
 
     def sample(
-        self, weights: dict[str, np.ndarray], seed: int, world_model_path: str = ""
+        self, weights: dict[str, np.ndarray], seed: int, models: Models | None = None
     ) -> dict[str, np.ndarray]:
-        """Imagine one batch of episodes with these weights (and the world model at
-        `world_model_path`, the spec's if empty). Returns per decision t and
+        """Imagine one batch of episodes with these weights (and `models`, the ones in use
+        when None). Returns per decision t and
         episode b: `obs/<key>` (T, B, ...), `actions` (T, B, H, A) normalized chunks,
         `log_prob` (T, B), `reward` (T, B), `alive` (T, B), and per episode `start` (B,),
         `group` (B,), `success` (B,), `steps` (B,)."""
@@ -92,7 +139,7 @@ class RolloutWorker:
 
         spec = self.spec
         self.set_weights(weights)
-        self.use_world_model(world_model_path or spec.world_model_path)
+        self.use(models or self.models)
         n = spec.n_action_steps or self.policy.config.n_action_steps
         generator = torch.Generator().manual_seed(seed)
         actor = ChunkSampler(self.policy, self.pre, self.post, n, spec.temperature, generator)
@@ -122,20 +169,14 @@ class Workers:
         self.local = RolloutWorker(spec) if ray.num_workers <= 0 else None
         self.actors = [] if self.local else actors(RolloutWorker, ray, spec)
 
-    def sample(
-        self, weights: dict[str, np.ndarray], seeds: list[int], world_model_path: str
-    ) -> list[dict]:
-        """One batch per worker. The world model goes by path with every call, so an actor
-        restarted from its spec still imagines with the refreshed model."""
+    def sample(self, weights: dict[str, np.ndarray], seeds: list[int], models: Models) -> list:
+        """One batch per worker, imagined with `models`."""
         if self.local is not None:
-            return [self.local.sample(weights, s, world_model_path) for s in seeds]
+            return [self.local.sample(weights, s, models) for s in seeds]
         import ray
 
         ref = ray.put(weights)
-        calls = [
-            a.sample.remote(ref, s, world_model_path)
-            for a, s in zip(self.actors, seeds, strict=True)
-        ]
+        calls = [a.sample.remote(ref, s, models) for a, s in zip(self.actors, seeds, strict=True)]
         return ray.get(calls)
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 
 from embodied.data.source import DatasetConfig
 from embodied.ray_utils import RaySettings
-from embodied.refs import PolicyRef, WorldModelRef
+from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
 from embodied.rl.refresh import RefreshSettings
 
 
@@ -54,7 +54,9 @@ class AlgoSettings:
 class FinetuneConfig:
     """Attributes:
     policy: --policy.path=CKPT, an embodied_vla checkpoint (RL needs its exact log-probs).
-    world_model: --world_model.path=CKPT, with a success head (the reward).
+    world_model: --world_model.path=CKPT, the dynamics RL imagines in.
+    reward_model: --reward_model.path=CKPT, the success classifier trained on real frames
+        that judges imagined episodes; empty: the world model's own success head.
     dataset: where the real start frames come from (episode first frames and instructions).
     algo: the RL algorithm and its settings.
     output_dir: run directory: checkpoints/, metrics.jsonl, finetune_config.json.
@@ -69,6 +71,16 @@ class FinetuneConfig:
     eval_episodes: episodes per task in each check.
     save_every: iterations between checkpoints (one is always written at the end).
     refresh: world-model refresh on the policy's MuJoCo episodes (off by default).
+    keyframe_every: also start imagined groups from every n-th frame (before success) of
+        the real episodes, the dataset's and the policy's own recorded by the refreshes
+        (WoVR's keyframes); 0: from episode starts only.
+    real_episodes: the budget of real (MuJoCo) episodes RL may learn from, i.e. record in
+        refreshes (0: no budget); a refresh that would exceed it is skipped. Every row of
+        metrics.jsonl says how many were used so far.
+    reward_guard: stop updating the policy when the reward model, judging the policy's own
+        real episodes of a refresh (on their real frames), reaches a balanced accuracy
+        against MuJoCo's labels below this (0.5 is chance): learning from a reward that
+        disagrees with the simulator only teaches the policy its errors. 0: never stop.
     seed: seeds start states, sampling and minibatch order.
     ray: --ray.num_workers=N rollout actors (0: roll out in this process);
         --ray.address=HOST:PORT uses an existing cluster.
@@ -76,6 +88,7 @@ class FinetuneConfig:
 
     policy: PolicyRef = field(default_factory=PolicyRef)
     world_model: WorldModelRef = field(default_factory=WorldModelRef)
+    reward_model: RewardModelRef = field(default_factory=RewardModelRef)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     algo: AlgoSettings = field(default_factory=AlgoSettings)
     output_dir: str = ""
@@ -88,11 +101,14 @@ class FinetuneConfig:
     eval_episodes: int = 6
     save_every: int = 5
     refresh: RefreshSettings = field(default_factory=RefreshSettings)
+    keyframe_every: int = 0
+    real_episodes: int = 0
+    reward_guard: float = 0.6
     seed: int = 0
     ray: RaySettings = field(default_factory=lambda: RaySettings(num_workers=2))
 
 
-def check_compatible(policy_config: Any, world_model_config: Any) -> None:
+def check_compatible(policy_config: Any, world_model_config: Any, reward_model_config=None) -> None:
     """Fail before any rollout when the policy cannot act in the world model."""
     wm_keys = set(world_model_config.image_keys)
     missing = sorted(set(policy_config.image_features) - wm_keys)
@@ -115,11 +131,17 @@ def check_compatible(policy_config: Any, world_model_config: Any) -> None:
         )
     if policy_config.robot_state_feature.shape[0] != world_model_config.state_dim:
         raise ValueError("the policy's state size differs from the world model's")
-    if not world_model_config.success_head:
-        raise ValueError("the world model has no success head: it cannot reward the policy")
+    if not world_model_config.success_head and reward_model_config is None:
+        raise ValueError("the world model has no success head: it cannot reward the policy "
+                         "(give a --reward_model.path)")  # fmt: skip
+    if reward_model_config is not None:
+        from world_models.env import check_reward_model
+
+        check_reward_model(reward_model_config, world_model_config)
 
 
-def check_config(config: FinetuneConfig, policy_config: Any, world_model_config: Any) -> int:
+def check_config(config: FinetuneConfig, policy_config: Any, world_model_config: Any,
+                 reward_model_config: Any = None) -> int:  # fmt: skip
     """Everything that can be checked before a rollout; returns the actions executed per
     chunk (`n_action_steps`, the policy's own when 0)."""
     from embodied.config import ConfigError
@@ -136,7 +158,7 @@ def check_config(config: FinetuneConfig, policy_config: Any, world_model_config:
         if not (config.refresh.task or config.eval_task):
             raise ConfigError("--refresh.every needs MuJoCo tasks: --refresh.task or --eval_task")
         parse_tasks(config.refresh.task or config.eval_task)
-    check_compatible(policy_config, world_model_config)
+    check_compatible(policy_config, world_model_config, reward_model_config)
     n = config.n_action_steps or policy_config.n_action_steps
     if not 1 <= n <= policy_config.chunk_size:
         raise ConfigError(f"--n_action_steps={n}: the policy predicts {policy_config.chunk_size}")

@@ -1,0 +1,156 @@
+"""The reward model: its labels, its threshold sweep, training on real frames, judging
+imagined frames in the world-model environment, and RL's stop-on-disagreement guard."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.data.dataset import CachedDataset
+from embodied.data.source import DatasetConfig
+from embodied.reward import ClipPool, balanced_accuracy, sweep_threshold
+from embodied.types import SUCCESS
+from world_models.reward_model import LABEL, RewardModelConfig, load_reward_model
+
+TINY = {"clip": 2, "frame_stride": 2, "channels": (8, 8), "width": 16, "text_dim": 8}
+
+
+def test_threshold_sweep_by_hand():
+    scores = np.array([0.1, 0.4, 0.7, 0.9, 0.6])
+    labels = np.array([False, False, True, True, True])
+    chosen = sweep_threshold(scores, labels)
+    assert chosen["threshold"] == pytest.approx(0.5) and chosen["f1"] == 1.0  # (0.4 + 0.6) / 2
+    assert chosen["precision"] == 1.0 and chosen["recall"] == 1.0
+    noisy = sweep_threshold(np.array([0.2, 0.8, 0.3, 0.9]), np.array([False, False, True, True]))
+    assert noisy["f1"] == pytest.approx(0.8) and noisy["recall"] == 1.0  # best: call 3 of 4
+
+
+def test_balanced_accuracy_does_not_reward_calling_everything_a_failure():
+    labels = np.array([True] + [False] * 9)
+    assert balanced_accuracy(np.zeros(10, bool), labels) == 0.5  # 90 % plain accuracy
+    assert balanced_accuracy(labels, labels) == 1.0
+    assert balanced_accuracy(np.ones(3, bool), np.zeros(3, bool)) == 0.0
+
+
+def test_clip_labels_are_the_simulators_success_of_the_last_frame(recorded):
+    """Last clips of successful episodes are positives; earlier clips are negatives; the
+    held-out split is the saved one; batches keep the order asked for."""
+    root, _ = recorded
+    dataset = CachedDataset.open(DatasetConfig(root=str(root)))
+    config = RewardModelConfig(image_keys=tuple(dataset.meta.camera_keys), holdout_every=2, **TINY)
+    train, held = ClipPool([dataset], config, False), ClipPool([dataset], config, True)
+    assert len(train) + len(held) == len(dataset)
+    success = np.asarray(dataset.arrays[SUCCESS]).reshape(-1) > 0
+    episode = np.asarray(dataset.arrays["episode_index"])
+    assert np.array_equal(train.labels, success[episode % 2 == 0])
+    for ids, succeeded in train.episodes():
+        labels = train.labels[ids]
+        assert succeeded and labels[-1] and not labels[0]  # the end is done, the start not
+    ids = train.balanced()
+    assert train.labels[ids].mean() == 0.5  # positives repeated up to the negatives
+    picked = np.array([len(train) - 1, 0, 5])
+    batch = train.batch(picked)
+    assert batch[LABEL].tolist() == train.labels[picked].tolist()
+    assert batch[config.image_keys[0]].shape[:2] == (3, 2)  # clips of 2 frames
+
+
+@pytest.fixture(scope="module")
+def reward_model(recorded, tmp_path_factory):
+    from embodied.train_reward_model import TrainRewardModelConfig, train_reward_model
+
+    root, _ = recorded
+    out = tmp_path_factory.mktemp("reward")
+    config = TrainRewardModelConfig(dataset=DatasetConfig(root=str(root)), output_dir=str(out),
+                                    reward_model=dict(TINY), holdout_every=2, steps=4,
+                                    batch_size=8, save_every=4)  # fmt: skip
+    return train_reward_model(config)
+
+
+def test_train_reward_model_chooses_and_saves_its_threshold(reward_model, weights):
+    model = load_reward_model(reward_model)
+    chosen = json.loads((reward_model.parent / "threshold.json").read_text())
+    assert model.config.threshold == pytest.approx(chosen["threshold"])
+    assert chosen["episodes"] == 2 and 0.0 <= chosen["threshold"] <= 1.0
+    assert model.config.holdout_every == 2
+    assert all(torch.isfinite(v).all() for v in weights(reward_model).values())
+
+
+def _world_model(recorded, tmp_path, stride: int = 2):
+    from embodied.train_world_model import TrainWorldModelConfig, train_world_model
+
+    root, _ = recorded
+    settings = {
+        "channels": (8, 8, 8),
+        "latent_channels": 4,
+        "dynamics_width": 8,
+        "dynamics_blocks": 1,
+        "text_dim": 8,
+        "train_horizon": 2,
+        "frame_stride": stride,
+    }
+    return train_world_model(TrainWorldModelConfig(
+        dataset=DatasetConfig(root=str(root)), output_dir=str(tmp_path / "wm"),
+        world_model=settings, steps=1, batch_size=2))  # fmt: skip
+
+
+def _with_threshold(folder, threshold: float, tmp_path):
+    """A copy of the reward-model checkpoint with another threshold."""
+    import shutil
+
+    copy = tmp_path / f"reward_{threshold}"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "threshold": threshold}))
+    return copy
+
+
+def test_the_reward_model_judges_imagined_frames(recorded, reward_model, tmp_path):
+    from embodied.imagination import judge_episodes
+    from world_models.registry import load_world_model
+
+    root, _ = recorded
+    world = load_world_model(_world_model(recorded, tmp_path))
+    dataset = CachedDataset.open(DatasetConfig(root=str(root)))
+    always = load_reward_model(_with_threshold(reward_model, -1.0, tmp_path))
+    never = load_reward_model(_with_threshold(reward_model, 1.0, tmp_path))
+    assert judge_episodes(world, dataset, [0, 1], 0.5, always)["recall"] == 1.0
+    assert judge_episodes(world, dataset, [0, 1], 0.5, never)["recall"] == 0.0
+    strided = load_world_model(_world_model(recorded, tmp_path / "s3", stride=3))
+    with pytest.raises(ValueError, match="clips are 2 steps apart.*steps 3 at a time"):
+        judge_episodes(strided, dataset, [0, 1], 0.5, always)
+
+
+@pytest.mark.sim
+def test_rl_stops_updating_when_the_reward_model_disagrees_with_mujoco(
+    recorded, reward_model, tmp_path, weights
+):
+    """A reward model that calls every episode a success, against the untrained policy's
+    MuJoCo failures: the guard fires at the start refresh and no update is made."""
+    from embodied.ray_utils import RaySettings
+    from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
+    from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
+    from embodied.rl.refresh import RefreshSettings
+    from embodied.train_policy import TrainPolicyConfig, train_policy
+
+    root, _ = recorded
+    data = DatasetConfig(root=str(root))
+    policy = train_policy(TrainPolicyConfig(
+        dataset=data, output_dir=str(tmp_path / "policy"), steps=1, batch_size=4,
+        policy={"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2,
+                "chunk_size": 4, "n_action_steps": 2}))  # fmt: skip
+    world = WorldModelRef(str(_world_model(recorded, tmp_path)))
+    config = FinetuneConfig(
+        policy=PolicyRef(str(policy)), world_model=world,
+        reward_model=RewardModelRef(str(_with_threshold(reward_model, -1.0, tmp_path))),
+        dataset=data, output_dir=str(tmp_path / "ft"), iterations=2, horizon=8,
+        algo=AlgoSettings(group_size=2, starts=1, minibatch_size=8, lr=1e-3),
+        refresh=RefreshSettings(every=1, task="lift", episodes=2, steps=1, batch_size=2),
+        ray=RaySettings(num_workers=0),
+    )  # fmt: skip
+    result = finetune(config)
+    rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0] and "reward model" in rows[0]["stopped"]
+    assert rows[0]["reward_balanced_accuracy"] < 0.6
+    before, after = weights(policy), weights(result)
+    assert all(torch.equal(before[k], after[k]) for k in before)
