@@ -154,3 +154,14 @@ def test_rl_stops_updating_when_the_reward_model_disagrees_with_mujoco(
     assert rows[0]["reward_balanced_accuracy"] < 0.6
     before, after = weights(policy), weights(result)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_tie_over_episodes_is_broken_by_the_clips():
+    """Held-out episodes that all succeed tie every threshold below the lowest score; the
+    clips (earlier ones negative) then place it between the negatives and the positives."""
+    scores, labels = np.array([0.9, 0.95]), np.array([True, True])
+    clips = np.array([0.1, 0.2, 0.9, 0.3, 0.95])
+    clip_labels = np.array([False, False, True, False, True])
+    chosen = sweep_threshold(scores, labels, clips, clip_labels)
+    assert 0.3 < chosen["threshold"] < 0.9 and chosen["recall"] == 1.0
+    assert sweep_threshold(scores, labels)["threshold"] == pytest.approx(0.45)  # episodes alone
