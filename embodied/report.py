@@ -155,7 +155,7 @@ def _draw_rl_curve(ax, curve: list[dict]) -> None:
     refresh = [(r["iteration"], r["refresh_success"]) for r in curve
                if r.get("refresh_success") is not None]  # fmt: skip
     if wm:
-        ax.plot(*zip(*wm, strict=True), label="imagined (world-model success)")
+        ax.plot(*zip(*wm, strict=True), label="imagined success (as RL was rewarded)")
     if mj:
         ax.plot(*zip(*mj, strict=True), "o-", label="MuJoCo (true success)")
     if refresh:

@@ -121,12 +121,9 @@ def test_the_reward_model_judges_imagined_frames(recorded, reward_model, tmp_pat
         judge_episodes(strided, dataset, [0, 1], 0.5, always)
 
 
-@pytest.mark.sim
-def test_rl_stops_updating_when_the_reward_model_disagrees_with_mujoco(
-    recorded, reward_model, tmp_path, weights
-):
-    """A reward model that calls every episode a success, against the untrained policy's
-    MuJoCo failures: the guard fires at the start refresh and no update is made."""
+def _finetune(recorded, reward, tmp_path, **extra):
+    """A tiny RL run with the reward model at `reward`, a refresh at the start and after
+    every iteration."""
     from embodied.ray_utils import RaySettings
     from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
     from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
@@ -140,15 +137,25 @@ def test_rl_stops_updating_when_the_reward_model_disagrees_with_mujoco(
         policy={"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2,
                 "chunk_size": 4, "n_action_steps": 2}))  # fmt: skip
     world = WorldModelRef(str(_world_model(recorded, tmp_path)))
+    refresh = {"every": 1, "task": "lift", "episodes": 2, "steps": 1, "batch_size": 2,
+               "reward_steps": 1, **extra.pop("refresh", {})}  # fmt: skip
     config = FinetuneConfig(
-        policy=PolicyRef(str(policy)), world_model=world,
-        reward_model=RewardModelRef(str(_with_threshold(reward_model, -1.0, tmp_path))),
+        policy=PolicyRef(str(policy)), world_model=world, reward_model=RewardModelRef(str(reward)),
         dataset=data, output_dir=str(tmp_path / "ft"), iterations=2, horizon=8,
         algo=AlgoSettings(group_size=2, starts=1, minibatch_size=8, lr=1e-3),
-        refresh=RefreshSettings(every=1, task="lift", episodes=2, steps=1, batch_size=2),
-        ray=RaySettings(num_workers=0),
+        refresh=RefreshSettings(**refresh), ray=RaySettings(num_workers=0), **extra,
     )  # fmt: skip
-    result = finetune(config)
+    return policy, finetune(config)
+
+
+@pytest.mark.sim
+def test_rl_stops_updating_when_the_reward_model_disagrees_with_mujoco(
+    recorded, reward_model, tmp_path, weights
+):
+    """A reward model that calls every episode a success, against the untrained policy's
+    MuJoCo failures: the guard fires at the start refresh and no update is made."""
+    wrong = _with_threshold(reward_model, -1.0, tmp_path)
+    policy, result = _finetune(recorded, wrong, tmp_path)
     rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [0] and "reward model" in rows[0]["stopped"]
     assert rows[0]["reward_balanced_accuracy"] < 0.6
@@ -156,12 +163,30 @@ def test_rl_stops_updating_when_the_reward_model_disagrees_with_mujoco(
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_a_tie_over_episodes_is_broken_by_the_clips():
-    """Held-out episodes that all succeed tie every threshold below the lowest score; the
-    clips (earlier ones negative) then place it between the negatives and the positives."""
-    scores, labels = np.array([0.9, 0.95]), np.array([True, True])
-    clips = np.array([0.1, 0.2, 0.9, 0.3, 0.95])
-    clip_labels = np.array([False, False, True, False, True])
-    chosen = sweep_threshold(scores, labels, clips, clip_labels)
-    assert 0.3 < chosen["threshold"] < 0.9 and chosen["recall"] == 1.0
-    assert sweep_threshold(scores, labels)["threshold"] == pytest.approx(0.45)  # episodes alone
+@pytest.mark.sim
+def test_refreshes_refit_the_reward_model_and_can_match_the_imagined_rate(
+    recorded, reward_model, tmp_path
+):
+    _finetune(recorded, reward_model, tmp_path, reward_guard=0.0, refresh={"match_rate": True})
+    rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0, 1, 2] and all("stopped" not in r for r in rows)
+    assert all(0.0 < r["imagined_threshold"] < 1.0 for r in rows)
+    assert [r["real_episodes"] for r in rows] == [2, 4, 6]
+    models = json.loads(
+        (tmp_path / "ft/checkpoints/0000002/training_state/models.json").read_text()
+    )
+    assert models["reward_model"] == str(tmp_path / "ft/reward_models/00002/imagined")
+    refit = tmp_path / "ft/reward_models/00002/checkpoints/0000001/pretrained_model"
+    assert load_reward_model(refit).config.threshold == pytest.approx(
+        json.loads((refit.parent / "threshold.json").read_text())["threshold"]
+    )  # chosen again on the held-out real episodes, the policy's own among them
+
+
+def test_threshold_for_rate_lets_that_share_of_episodes_succeed():
+    from embodied.rl.calibration import threshold_for_rate
+
+    scores = np.array([0.9, 0.1, 0.5, 0.3])
+    assert threshold_for_rate(scores, 0.5) == pytest.approx(0.4)  # 0.9 and 0.5 pass
+    assert (scores > threshold_for_rate(scores, 0.25)).sum() == 1
+    assert (scores > threshold_for_rate(scores, 0.0)).sum() == 0
+    assert (scores > threshold_for_rate(scores, 1.0)).sum() == 4

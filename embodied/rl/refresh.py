@@ -47,6 +47,9 @@ class RefreshSettings:
     lr: world-model learning rate (0: the one its training ended with).
     reward_steps: reward-model steps per refresh, on the original data and the policy's
         real episodes so far, after which its threshold is chosen again (0: keep it fixed).
+    match_rate: after each refresh, judge imagined episodes at the threshold that makes the
+        current policy's imagined success rate equal its rate over the refresh's real
+        episodes (`embodied.rl.calibration`); off: the threshold chosen on real frames.
     grad_clip: gradient-norm clip of the refresh's steps.
     """
 
@@ -59,6 +62,7 @@ class RefreshSettings:
     new_fraction: float = 0.0
     lr: float = 0.0
     reward_steps: int = 100
+    match_rate: bool = False
     grad_clip: float = 1.0
 
 
@@ -219,6 +223,17 @@ def refresh(learner: Any, config: Any, iteration: int, models: Any,
     reward = _refit_reward_model(models.reward_model, config, roots, iteration)
     starts = tuple(str(r) for r in roots) if config.keyframe_every else ()
     models = replace(models, world_model=str(path), reward_model=reward, start_roots=starts)
+    matched = {}
+    if reward and settings.match_rate:
+        from embodied.rl.calibration import match_imagined_rate
+
+        rate = float(np.mean([r["success"] for r in rows]))
+        seed = derive_seed(config.seed, iteration, RL_STREAMS["refresh_training"], 2)
+        folder = out / REWARD_MODELS_DIR / f"{iteration:05d}" / "imagined"
+        path_matched, matched = match_imagined_rate(
+            learner, config, models, rate, seed, folder, n_action_steps
+        )
+        models = replace(models, reward_model=path_matched)
     judged = _judge_original_episodes(models, config) or {}
     return models, {
         "refresh_success": float(np.mean([r["success"] for r in rows])),
@@ -227,6 +242,7 @@ def refresh(learner: Any, config: Any, iteration: int, models: Any,
         "refresh_wm_recall": judged.get("recall"),
         "refresh_wm_false_positive_rate": judged.get("false_positive_rate"),
         **guard,
+        **matched,
         "time_refresh_s": time.perf_counter() - tick,
     }
 
