@@ -175,8 +175,9 @@ def test_refreshes_refit_the_reward_model_and_can_match_the_imagined_rate(
     models = json.loads(
         (tmp_path / "ft/checkpoints/0000002/training_state/models.json").read_text()
     )
-    assert models["reward_model"] == str(tmp_path / "ft/reward_models/00002/imagined")
     refit = tmp_path / "ft/reward_models/00002/checkpoints/0000001/pretrained_model"
+    assert models["reward_model"] == str(refit)  # the guard judges real frames at its own
+    assert models["imagined_threshold"] == rows[-1]["imagined_threshold"]  # imagination's
     assert load_reward_model(refit).config.threshold == pytest.approx(
         json.loads((refit.parent / "threshold.json").read_text())["threshold"]
     )  # chosen again on the held-out real episodes, the policy's own among them

@@ -93,6 +93,7 @@ class ClipRewardModel(nn.Module):
         if not config.image_keys:
             raise ValueError("a reward model needs image_keys (set them from a dataset)")
         self.config = c = config
+        self.saved_threshold = config.threshold  # the one chosen on real frames
         layers, previous = [], 3
         for width in c.channels:
             layers += [nn.Conv2d(previous, width, 4, 2, 1), nn.GroupNorm(min(8, width), width),

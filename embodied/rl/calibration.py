@@ -10,7 +10,6 @@ keeps; correcting the rate on the policy's own real episodes restores mixed grou
 teaching anything the simulator did not show.
 """
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,17 +42,15 @@ def threshold_for_rate(scores: np.ndarray, rate: float) -> float:
 
 
 def match_imagined_rate(
-    learner: Any, config: Any, models: Any, rate: float, seed: int, out: Path,
-    n_action_steps: int, episodes: int = 32,
-) -> tuple[str, dict]:  # fmt: skip
-    """Imagine the learner's policy from `episodes` start frames with `models`, and save a
-    copy of the reward model whose threshold makes a `rate` share of them succeed. Returns
-    (its folder, the figures to log)."""
+    learner: Any, config: Any, models: Any, rate: float, seed: int, n_action_steps: int,
+    episodes: int = 32,
+) -> float:  # fmt: skip
+    """Imagine the learner's policy from `episodes` start frames with `models`; the
+    threshold at which a `rate` share of them succeed."""
     import torch
 
     from embodied.acting import ChunkSampler
     from embodied.data.dataset import CachedDataset
-    from embodied.files import folder_written_atomically
     from embodied.imagination import sample_groups
     from world_models.env import StartBank, WorldModelEnv
     from world_models.registry import load_world_model
@@ -67,7 +64,4 @@ def match_imagined_rate(
                          config.algo.temperature, torch.Generator().manual_seed(seed))  # fmt: skip
     scores = _BestScores()
     sample_groups(env, actor, episodes, 1, seed, [scores])
-    reward.config.threshold = threshold_for_rate(scores.best, rate)
-    with folder_written_atomically(out) as tmp:
-        reward.save_pretrained(tmp)
-    return str(out), {"imagined_threshold": reward.config.threshold, "matched_rate": rate}
+    return threshold_for_rate(scores.best, rate)

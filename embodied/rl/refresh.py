@@ -222,18 +222,17 @@ def refresh(learner: Any, config: Any, iteration: int, models: Any,
     )  # fmt: skip
     reward = _refit_reward_model(models.reward_model, config, roots, iteration)
     starts = tuple(str(r) for r in roots) if config.keyframe_every else ()
-    models = replace(models, world_model=str(path), reward_model=reward, start_roots=starts)
+    models = replace(models, world_model=str(path), reward_model=reward, start_roots=starts,
+                     imagined_threshold=-1.0)  # fmt: skip
     matched = {}
     if reward and settings.match_rate:
         from embodied.rl.calibration import match_imagined_rate
 
         rate = float(np.mean([r["success"] for r in rows]))
         seed = derive_seed(config.seed, iteration, RL_STREAMS["refresh_training"], 2)
-        folder = out / REWARD_MODELS_DIR / f"{iteration:05d}" / "imagined"
-        path_matched, matched = match_imagined_rate(
-            learner, config, models, rate, seed, folder, n_action_steps
-        )
-        models = replace(models, reward_model=path_matched)
+        threshold = match_imagined_rate(learner, config, models, rate, seed, n_action_steps)
+        models = replace(models, imagined_threshold=threshold)
+        matched = {"imagined_threshold": threshold, "matched_rate": rate}
     judged = _judge_original_episodes(models, config) or {}
     return models, {
         "refresh_success": float(np.mean([r["success"] for r in rows])),

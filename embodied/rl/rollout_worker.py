@@ -24,11 +24,15 @@ class Models:
         world_model: the world model's checkpoint folder.
         reward_model: the reward model's (empty: the world model's own success head).
         start_roots: datasets of the policy's own real episodes to start from as well.
+        imagined_threshold: the threshold imagined episodes are judged at, when matched to
+            the policy's real success rate (`embodied.rl.calibration`); -1: the reward
+            model's own, chosen on real frames.
     """
 
     world_model: str
     reward_model: str = ""
     start_roots: tuple[str, ...] = ()
+    imagined_threshold: float = -1.0
 
 
 @dataclass
@@ -106,6 +110,11 @@ class RolloutWorker:
             self.env.model = load_world_model(models.world_model).eval()
         if models.reward_model != self.models.reward_model:
             self.env.reward_model = load_reward_model(models.reward_model)
+        if self.env.reward_model is not None:
+            threshold = models.imagined_threshold
+            self.env.reward_model.config.threshold = (
+                threshold if threshold >= 0 else self.env.reward_model.saved_threshold
+            )
         self.use_starts(tuple(models.start_roots))
         self.models = models
 
