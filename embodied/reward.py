@@ -196,11 +196,12 @@ def calibrate(folder: Any, datasets: list[Any]) -> dict:
     return chosen
 
 
-def refit_reward_model(path: str, datasets: list[Any], steps: int, seed: int, out: Any) -> Any:
+def refit_reward_model(path: str, datasets: list[Any], steps: int, seed: int, out: Any,
+                       grad_clip: float = 1.0, batch_size: int = 32) -> Any:  # fmt: skip
     """Fine-tune the reward model at `path` on the training episodes of `datasets` (the
-    original data and the policy's own real episodes) in balanced batches, save it as a
-    checkpoint under `out` and choose its threshold again on their held-out episodes.
-    Returns its model folder."""
+    original data and the policy's own real episodes) in balanced batches at a tenth of its
+    learning rate, save it as a checkpoint under `out` and choose its threshold again on
+    their held-out episodes. Returns its model folder."""
     import torch
 
     from embodied.training import MODEL_DIR, Trainable, optimizer_step, save_checkpoint
@@ -213,8 +214,9 @@ def refit_reward_model(path: str, datasets: list[Any], steps: int, seed: int, ou
     optimizer = torch.optim.AdamW(model.parameters(), lr=model.config.lr * 0.1,
                                   weight_decay=model.config.weight_decay)  # fmt: skip
     for step in range(steps):
-        loss, _ = model(pool.batch(rng.choice(ids, 32)))
-        optimizer_step(loss, optimizer, model.parameters(), 1.0, where=f"reward refit step {step}")
+        loss, _ = model(pool.batch(rng.choice(ids, batch_size)))
+        where = f"reward refit step {step}"
+        optimizer_step(loss, optimizer, model.parameters(), grad_clip, where=where)
     job = Trainable(model.eval(), optimizer, None, 0, None, model.save_pretrained)
     folder = save_checkpoint(out, steps, job) / MODEL_DIR
     calibrate(folder, datasets)

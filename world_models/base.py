@@ -193,12 +193,32 @@ class WorldModel(nn.Module):
         return x.flatten(1) if x.dim() == 3 else x
 
     def save_pretrained(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
+        save_folder(self, self.config.to_json(), folder)
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_json(), indent=2))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, folder / WEIGHTS_FILE)
+
+def save_folder(model: nn.Module, config: dict, folder: str | Path) -> None:
+    """A self-describing model folder: config.json and model.safetensors."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / WEIGHTS_FILE)
+
+
+def load_folder(path: str | Path, families: dict[str, type], device: str = "cpu") -> Any:
+    """A model of one of `families` from its folder, weights loaded strictly, in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    config = read_config(folder, families)
+    model = families[config.type](config)
+    try:
+        model.load_state_dict(load_file(folder / WEIGHTS_FILE, device=device), strict=True)
+    except (SafetensorError, RuntimeError) as err:
+        raise WorldModelCheckpointError(f"{folder}/{WEIGHTS_FILE} does not load: {err}") from None
+    return model.to(device).eval()
 
 
 def per_model_step(x: Tensor, stride: int) -> Tensor:

@@ -134,6 +134,9 @@ class WorldModelEnv:
         elif not model.config.success_head:
             raise ValueError("this world model has no success head: it cannot give rewards")
         self.reward_model = reward_model.to(device).eval() if reward_model is not None else None
+        # the reward model's threshold on imagined clips: its own (chosen on real frames)
+        # unless a caller matches it to the policy's real success (embodied.rl.calibration)
+        self.reward_threshold = reward_model.config.threshold if reward_model else None
         self.model = model.to(device).eval()
         self.starts, self.num_envs, self.horizon = starts, num_envs, horizon
         self.threshold, self.device = success_threshold, device
@@ -238,7 +241,8 @@ class WorldModelEnv:
             if self.reward_model is not None:
                 success, done = self._judge(), np.zeros(self.num_envs, dtype=np.float32)
                 c = self.reward_model.config
-                threshold, success = c.threshold, np.where(self.steps >= c.min_step, success, 0.0)
+                threshold = self.reward_threshold
+                success = np.where(self.steps >= c.min_step, success, 0.0)
             won = active & (success > threshold)
             reward[won] = 1.0
             terminated |= won

@@ -21,7 +21,6 @@ an episode succeeding once any clip after `min_step` passes it) and saved in con
 Shapes: clip images (B, clip, 3, H, W) in [0, 1] per camera key; texts: B strings.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from embodied.types import TASK
-from world_models.base import CONFIG_FILE, WEIGHTS_FILE, WorldModelCheckpointError
+from world_models.base import load_folder, save_folder
 
 LABEL = "reward.label"  # the clip's training label in a batch (B,)
 
@@ -93,7 +92,6 @@ class ClipRewardModel(nn.Module):
         if not config.image_keys:
             raise ValueError("a reward model needs image_keys (set them from a dataset)")
         self.config = c = config
-        self.saved_threshold = config.threshold  # the one chosen on real frames
         layers, previous = [], 3
         for width in c.channels:
             layers += [nn.Conv2d(previous, width, 4, 2, 1), nn.GroupNorm(min(8, width), width),
@@ -138,14 +136,9 @@ class ClipRewardModel(nn.Module):
         return loss, {"accuracy": accuracy.item()}
 
     def save_pretrained(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
-
         from embodied.config import to_dict
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(to_dict(self.config), indent=2))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, folder / WEIGHTS_FILE)
+        save_folder(self, to_dict(self.config), folder)
 
 
 def _augment(clips: Tensor, blur_prob: float) -> Tensor:
@@ -162,16 +155,4 @@ REWARD_FAMILIES: dict[str, type[ClipRewardModel]] = {RewardModelConfig.type: Cli
 
 def load_reward_model(path: str | Path, device: str = "cpu") -> ClipRewardModel:
     """A reward model from its checkpoint folder, weights loaded strictly, in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from world_models.base import read_config
-
-    folder = Path(path)
-    config = read_config(folder, REWARD_FAMILIES)
-    model = REWARD_FAMILIES[config.type](config)
-    try:
-        model.load_state_dict(load_file(folder / WEIGHTS_FILE, device=device), strict=True)
-    except (SafetensorError, RuntimeError) as err:
-        raise WorldModelCheckpointError(f"{folder}/{WEIGHTS_FILE} does not load: {err}") from None
-    return model.to(device).eval()
+    return load_folder(path, REWARD_FAMILIES, device)

@@ -50,7 +50,7 @@ class RefreshSettings:
     match_rate: after each refresh, judge imagined episodes at the threshold that makes the
         current policy's imagined success rate equal its rate over the refresh's real
         episodes (`embodied.rl.calibration`); off: the threshold chosen on real frames.
-    grad_clip: gradient-norm clip of the refresh's steps.
+    grad_clip: gradient-norm clip of the refresh's steps (world model and reward model).
     """
 
     every: int = 0
@@ -261,7 +261,8 @@ def _refit_reward_model(path: str, config: Any, roots: list[Path], iteration: in
     seed = derive_seed(config.seed, iteration, RL_STREAMS["refresh_training"], 1)
     out = Path(config.output_dir) / REWARD_MODELS_DIR / f"{iteration:05d}"
     datasets = [CachedDataset.open(d) for d in data]
-    return str(refit_reward_model(path, datasets, config.refresh.reward_steps, seed, out))
+    steps, clip = config.refresh.reward_steps, config.refresh.grad_clip
+    return str(refit_reward_model(path, datasets, steps, seed, out, clip))
 
 
 def _judge_policy_episodes(root: Path, reward_model: str) -> dict:

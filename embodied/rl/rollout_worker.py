@@ -111,10 +111,9 @@ class RolloutWorker:
         if models.reward_model != self.models.reward_model:
             self.env.reward_model = load_reward_model(models.reward_model)
         if self.env.reward_model is not None:
-            threshold = models.imagined_threshold
-            self.env.reward_model.config.threshold = (
-                threshold if threshold >= 0 else self.env.reward_model.saved_threshold
-            )
+            own = self.env.reward_model.config.threshold
+            matched = models.imagined_threshold
+            self.env.reward_threshold = matched if matched >= 0 else own
         self.use_starts(tuple(models.start_roots))
         self.models = models
 
