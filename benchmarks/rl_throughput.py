@@ -59,7 +59,7 @@ def measure(run: Path, workers: int, iterations: int) -> dict:
     rows = rows[1:]  # the first iteration pays the actors' start-up
     seconds = [r["time_rollout_s"] + r["time_learn_s"] + r["time_sync_s"] for r in rows]
     return {
-        "steps_per_s": median_rate([r["imagined_steps"] / r["time_rollout_s"] for r in rows]),
+        "steps_per_s": median_rate([r["env_steps"] / r["time_rollout_s"] for r in rows]),
         "updates_per_min": 60.0 / median_rate(seconds),
         "time_share": {
             name: sum(r[f"time_{name}_s"] for r in rows) / sum(seconds)

@@ -2,13 +2,15 @@
 
 Stages: collect expert data -> train the policy -> train the world model -> train the
 reward model (on real frames) -> measure the world model and the reward model -> evaluate
-the policy in MuJoCo -> RL in the world model -> evaluate the
-fine-tuned policy on the same seeds -> report. Each stage is its command's own config
-nested under its name (`--train_policy.steps=500`); the pipeline fills in the paths, all
-under the run directory:
+the policy in MuJoCo -> RL in the world model -> evaluate the fine-tuned policy on the same
+seeds -> (with `--baseline.enabled`: RL directly in MuJoCo on the real episodes RL in the
+world model spent, and its evaluation on the same seeds) -> report. Each stage is its
+command's own config nested under its name (`--train_policy.steps=500`); the pipeline fills
+in the paths, all under the run directory:
 
     data/  policy/  world_model/  reward_model/  world_model_eval/  eval_pretrained/  finetune/
-    eval_finetuned/  report.md  report.json  plots/  stages/<name>.json
+    eval_finetuned/  finetune_mujoco/  eval_finetuned_mujoco/  report.md  report.json  plots/
+    stages/<name>.json
 
 `stages/<name>.json` records the config a stage finished with and the path it returned
 (a later stage's config is built from those paths, never from a guessed layout),
@@ -42,6 +44,24 @@ from embodied.train_world_model import TrainWorldModelConfig
 
 
 @dataclass
+class MujocoBaseline:
+    """RL directly in MuJoCo (`finetune --env=mujoco`): finetune's algorithm and settings,
+    on exactly as many real episodes as RL in the world model learned from (its refreshes'),
+    so the report can say whether the world model bought anything (WMPO's comparison).
+
+    Attributes:
+        enabled: run it, and evaluate it on the evaluation's seeds.
+        starts: start states per worker per iteration (each run algo.group_size times): the
+            budget buys budget // (num_workers x starts x group_size) iterations.
+        num_workers: its rollout actors (0: in the pipeline's process).
+    """
+
+    enabled: bool = False
+    starts: int = 1
+    num_workers: int = 1
+
+
+@dataclass
 class PipelineConfig:
     """Attributes:
     output_dir: the run directory; every artifact of every stage goes under it.
@@ -53,6 +73,7 @@ class PipelineConfig:
     eval_world_model: `embodied eval-world-model` settings (same).
     eval: `embodied eval` settings for the pretrained and the fine-tuned policy.
     finetune: `embodied finetune` settings (policy, world model, dataset and output set).
+    baseline: RL in MuJoCo at the same real-episode budget, for the report's comparison.
     """
 
     output_dir: str = "runs/quickstart"
@@ -63,6 +84,7 @@ class PipelineConfig:
     eval_world_model: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    baseline: MujocoBaseline = field(default_factory=MujocoBaseline)
 
 
 @dataclass
@@ -128,6 +150,14 @@ def _stages(config: PipelineConfig) -> list[Stage]:
         Stage("eval_finetuned", evaluated("finetune", "eval_finetuned"),
               out / "eval_finetuned", evaluate, ("finetune",)),
     ]  # fmt: skip
+    if config.baseline.enabled:
+        stages += [
+            Stage("finetune_mujoco", lambda r: _mujoco_baseline(config, r, data(r)),
+                  out / "finetune_mujoco", finetune, ("collect", "train_policy", "finetune"),
+                  resumable=True),
+            Stage("eval_finetuned_mujoco", evaluated("finetune_mujoco", "eval_finetuned_mujoco"),
+                  out / "eval_finetuned_mujoco", evaluate, ("finetune_mujoco",)),
+        ]  # fmt: skip
     # the report reads every stage's results and wall time
     inputs = tuple(s.name for s in stages)
     return [*stages, Stage("report", lambda r: str(out), out / "report.md", build_report, inputs)]
@@ -146,6 +176,27 @@ def _eval_world_model(config: PipelineConfig, results: dict, data: DatasetConfig
         policy_horizon=config.finetune.horizon,
         policy_temperature=config.finetune.algo.temperature,
     )
+
+
+def _mujoco_baseline(config: PipelineConfig, results: dict, data: DatasetConfig):
+    """finetune's config, run in MuJoCo on the real-episode budget RL in the world model
+    spent (the last `real_episodes` of its metrics) and as many iterations as it buys."""
+    from embodied.rl.refresh import RefreshSettings
+
+    out = Path(config.output_dir)
+    rows = (out / "finetune" / "metrics.jsonl").read_text().splitlines()
+    budget = max([json.loads(r).get("real_episodes") or 0 for r in rows], default=0)
+    base, ft = config.baseline, config.finetune
+    algo = replace(ft.algo, starts=base.starts)
+    per_iteration = max(1, base.num_workers) * algo.starts * algo.group_size
+    return replace(
+        ft, env="mujoco", task=ft.task or ft.refresh.task or ft.eval_task, eval_task="",
+        policy=PolicyRef(results["train_policy"]), world_model=WorldModelRef(),
+        reward_model=RewardModelRef(), dataset=data, algo=algo, refresh=RefreshSettings(),
+        real_episodes=budget, iterations=budget // per_iteration,
+        ray=replace(ft.ray, num_workers=base.num_workers),
+        output_dir=str(out / "finetune_mujoco"),
+    )  # fmt: skip
 
 
 def _as_json(config: object) -> object:

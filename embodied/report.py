@@ -45,38 +45,66 @@ def sign_test(gained: int, lost: int) -> float:
     return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
 
 
+# the policies each report compares, by the evaluation folder that judged them
+EVALUATIONS = {"pretrained": "eval_pretrained", "finetuned": "eval_finetuned",
+               "finetuned_mujoco": "eval_finetuned_mujoco"}  # fmt: skip
+# paired comparisons: name -> (before, after)
+COMPARISONS = {"paired": ("pretrained", "finetuned"),
+               "paired_mujoco": ("pretrained", "finetuned_mujoco"),
+               "paired_world_model_vs_mujoco": ("finetuned_mujoco", "finetuned")}  # fmt: skip
+
+
 def task_means(per_task: dict) -> dict | None:
     """Success rate averaged over the tasks evaluated both before and after RL (each task
-    counts once, whatever its episode count), and the gain in points."""
+    counts once, whatever its episode count), the gain in points, and each comparison's
+    paired counts pooled over those tasks (`paired`, and `paired_mujoco`,
+    `paired_world_model_vs_mujoco` when RL also ran in MuJoCo)."""
     both = [s for s in per_task.values() if "pretrained" in s and "finetuned" in s]
     if not both:
         return None
-    before = sum(s["pretrained"]["success_rate"] for s in both) / len(both)
-    after = sum(s["finetuned"]["success_rate"] for s in both) / len(both)
-    gained = sum(s["paired"]["gained"] for s in both if "paired" in s)
-    lost = sum(s["paired"]["lost"] for s in both if "paired" in s)
-    paired = {"gained": gained, "lost": lost, "p_value": sign_test(gained, lost)}
-    return {"tasks": len(both), "pretrained": before, "finetuned": after,
-            "gain_points": 100 * (after - before), "paired": paired}  # fmt: skip
+    means = {"tasks": len(both)}
+    for name in EVALUATIONS:
+        if all(name in s for s in both):
+            means[name] = sum(s[name]["success_rate"] for s in both) / len(both)
+    means["gain_points"] = 100 * (means["finetuned"] - means["pretrained"])
+    if "finetuned_mujoco" in means:
+        means["mujoco_gain_points"] = 100 * (means["finetuned_mujoco"] - means["pretrained"])
+    for name in COMPARISONS:
+        if any(name in s for s in both):
+            gained = sum(s[name]["gained"] for s in both if name in s)
+            lost = sum(s[name]["lost"] for s in both if name in s)
+            means[name] = {"gained": gained, "lost": lost, "p_value": sign_test(gained, lost)}
+    return means
+
+
+def compare_policies(run: Path) -> dict:
+    """Per task: each evaluated policy's success, and the paired counts of each comparison
+    whose two evaluations share seeds."""
+    summaries = {n: _read_json(run / d / "summary.json") or {"per_task": {}}
+                 for n, d in EVALUATIONS.items()}  # fmt: skip
+    rows = {n: _read_rows(run / d / "episodes.jsonl") for n, d in EVALUATIONS.items()}
+    per_task = {}
+    for task in sorted({t for s in summaries.values() for t in s["per_task"]}):
+        per_task[task] = {
+            name: {k: source["per_task"][task][k] for k in SUMMARY_KEYS}
+            for name, source in summaries.items()
+            if task in source["per_task"]
+        }
+        for name, (first, second) in COMPARISONS.items():
+            paired = paired_outcomes(rows[first], rows[second], task)
+            if paired["episodes"]:
+                per_task[task][name] = paired
+    return per_task
+
+
+def _max_of(rows: list[dict], key: str) -> int:
+    return max([r.get(key) or 0 for r in rows], default=0)
 
 
 def build_report(run_dir: str | Path) -> dict:
     """Write report.md, report.json and plots/ into `run_dir`; return the JSON."""
     run = Path(run_dir)
-    before = _read_json(run / "eval_pretrained/summary.json") or {"per_task": {}}
-    after = _read_json(run / "eval_finetuned/summary.json") or {"per_task": {}}
-    before_rows = _read_rows(run / "eval_pretrained/episodes.jsonl")
-    after_rows = _read_rows(run / "eval_finetuned/episodes.jsonl")
-    per_task = {}
-    for task in sorted(set(before["per_task"]) | set(after["per_task"])):
-        per_task[task] = {
-            name: {k: source["per_task"][task][k] for k in SUMMARY_KEYS}
-            for name, source in (("pretrained", before), ("finetuned", after))
-            if task in source["per_task"]
-        }
-        paired = paired_outcomes(before_rows, after_rows, task)
-        if paired["episodes"]:
-            per_task[task]["paired"] = paired
+    per_task = compare_policies(run)
     wall = {
         path.stem: json.loads(path.read_text()).get("wall_s")
         for path in sorted((run / "stages").glob("*.json"))
@@ -84,6 +112,7 @@ def build_report(run_dir: str | Path) -> dict:
     }
     world_model = _read_json(run / "world_model_eval/world_model_eval.json") or {}
     curves = _read_rows(run / "finetune/metrics.jsonl")
+    mujoco_curve = _read_rows(run / "finetune_mujoco/metrics.jsonl")
     report = {
         "per_task": per_task,
         "mean": task_means(per_task),
@@ -109,8 +138,13 @@ def build_report(run_dir: str | Path) -> dict:
         "stopped": next((r["stopped"] for r in curves if r.get("stopped")), None),
         # real MuJoCo episodes each method learned from (the world model's data aside)
         "real_episodes": {
-            "rl_in_world_model": max([r.get("real_episodes") or 0 for r in curves], default=0)
-        },  # fmt: skip
+            "rl_in_world_model": _max_of(curves, "real_episodes"),
+            **(
+                {"rl_in_mujoco": _max_of(mujoco_curve, "real_episodes")}
+                if (run / "finetune_mujoco").is_dir()
+                else {}
+            ),  # fmt: skip
+        },
         "rl_curve": [
             {k: r.get(k) for k in ("iteration", "wm_success", "mujoco_success", "refresh_success")}
             for r in curves
@@ -175,16 +209,18 @@ def _draw_psnr(ax, world_model: dict) -> None:
 
 def _draw_success(ax, per_task: dict) -> None:
     tasks = list(per_task)
-    for offset, name in ((-0.2, "pretrained"), (0.2, "finetuned")):
+    shown = [n for n in COLUMNS if any(n in s for s in per_task.values())]
+    width = 0.8 / len(shown)
+    for j, name in enumerate(shown):
         xs, ys, err = [], [], [[], []]
         for i, task in enumerate(tasks):
             s = per_task[task].get(name)
             if s:
-                xs.append(i + offset)
+                xs.append(i - 0.4 + width * (j + 0.5))
                 ys.append(s["success_rate"])
                 err[0].append(s["success_rate"] - s["ci_low"])
                 err[1].append(s["ci_high"] - s["success_rate"])
-        ax.bar(xs, ys, width=0.4, yerr=err, capsize=4, label=name)
+        ax.bar(xs, ys, width=width, yerr=err, capsize=4, label=COLUMNS[name])
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set(ylabel="MuJoCo success (95% CI)", ylim=(0, 1), title="Before and after RL")
 
@@ -213,6 +249,11 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
             f"means the policy exploits the model. Real MuJoCo episodes RL learned from: {real}.",
             "",
         ]
+    if "rl_in_mujoco" in report["real_episodes"]:
+        lines += ["## RL in MuJoCo (the baseline)", "",
+                  f"The same algorithm run directly in MuJoCo on "
+                  f"{report['real_episodes']['rl_in_mujoco']} real episodes (the budget RL in "
+                  "the world model spent), evaluated on the same seeds.", ""]  # fmt: skip
     for plot in plots:
         lines.append(f"![{Path(plot).stem}]({plot})")
     videos = sorted(str(p.relative_to(run)) for p in run.glob("*/videos/*.mp4"))
@@ -223,32 +264,43 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+COLUMNS = {"pretrained": "pretrained", "finetuned": "RL in the world model",
+           "finetuned_mujoco": "RL in MuJoCo (same real episodes)"}  # fmt: skip
+SENTENCES = {"paired": "RL in the world model turned {gained} of the pretrained policy's "
+                       "failures into successes and {lost} successes into failures",
+             "paired_mujoco": "RL in MuJoCo turned {gained} failures into successes and "
+                              "{lost} successes into failures",
+             "paired_world_model_vs_mujoco": "RL in the world model succeeded on {gained} "
+                                             "seeds where RL in MuJoCo failed, and failed on "
+                                             "{lost} where it succeeded"}  # fmt: skip
+
+
 def _success_lines(report: dict) -> list[str]:
-    lines = []
-    lines += ["| task | pretrained | RL-fine-tuned |", "|---|---|---|"]
+    shown = [n for n in COLUMNS if any(n in s for s in report["per_task"].values())]
+    lines = ["| task | " + " | ".join(COLUMNS[n] for n in shown) + " |",
+             "|---|" + "---|" * len(shown)]  # fmt: skip
     for task, s in report["per_task"].items():
-        lines.append(f"| {task} | {_fmt(s.get('pretrained'))} | {_fmt(s.get('finetuned'))} |")
+        lines.append(f"| {task} | " + " | ".join(_fmt(s.get(n)) for n in shown) + " |")
     mean = report["mean"]
     if mean and mean["tasks"] > 1:
-        lines.append(
-            f"| mean of {mean['tasks']} tasks | {mean['pretrained']:.1%} | "
-            f"{mean['finetuned']:.1%} ({mean['gain_points']:+.1f} points) |"
-        )
+        cells = [f"{mean[n]:.1%}" if n in mean else "—" for n in shown]
+        lines.append(f"| mean of {mean['tasks']} tasks | " + " | ".join(cells) + " |")
+        lines.append(f"\nMean gain of RL in the world model: {mean['gain_points']:+.1f} points"
+                     + (f"; of RL in MuJoCo: {mean['mujoco_gain_points']:+.1f} points."
+                        if "mujoco_gain_points" in mean else "."))  # fmt: skip
     lines += ["", "Success rate with its Wilson 95 % interval, on the same evaluation seeds.", ""]
     for task, s in report["per_task"].items():
-        if "paired" in s:
-            p = s["paired"]
-            lines.append(
-                f"- {task}: of {p['episodes']} seeds, RL turned {p['gained']} failures into "
-                f"successes and {p['lost']} successes into failures (sign test p = "
-                f"{p['p_value']:.2g})."
-            )
+        for name, sentence in SENTENCES.items():
+            if name in s:
+                p = s[name]
+                lines.append(f"- {task}, {p['episodes']} seeds: {sentence.format(**p)} "
+                             f"(sign test p = {p['p_value']:.2g}).")  # fmt: skip
     if mean and mean["tasks"] > 1:
-        p = mean["paired"]
-        lines.append(
-            f"- all {mean['tasks']} tasks: {p['gained']} gained, {p['lost']} lost "
-            f"(sign test p = {p['p_value']:.2g})."
-        )
+        for name, sentence in SENTENCES.items():
+            if name in mean:
+                p = mean[name]
+                lines.append(f"- all {mean['tasks']} tasks: {sentence.format(**p)} "
+                             f"(sign test p = {p['p_value']:.2g}).")  # fmt: skip
     return lines
 
 

@@ -11,6 +11,8 @@ first success (0: at the first success, as evaluation wants; recordings hold a f
 so the data shows the finished state), or is truncated at the task's horizon.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from embodied.types import TASK
@@ -18,8 +20,16 @@ from envs.robosuite_env import RobosuiteEnv, make_env
 
 
 class BatchedTaskEnv:
-    def __init__(self, task: str, num_envs: int, success_hold: int = 0, **env_kwargs):
-        self.envs: list[RobosuiteEnv] = [make_env(task, **env_kwargs) for _ in range(num_envs)]
+    """`task` names every episode's task, or is a list of B task names, one per episode
+    (their observations must share keys and shapes, as our tasks' do)."""
+
+    def __init__(self, task: str | Sequence[str], num_envs: int, success_hold: int = 0,
+                 **env_kwargs):  # fmt: skip
+        tasks = [task] * num_envs if isinstance(task, str) else list(task)
+        if len(tasks) != num_envs:
+            raise ValueError(f"BatchedTaskEnv: {len(tasks)} tasks for {num_envs} episodes")
+        self.tasks = tasks
+        self.envs: list[RobosuiteEnv] = [make_env(t, **env_kwargs) for t in tasks]
         self.num_envs, self.success_hold = num_envs, success_hold
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space

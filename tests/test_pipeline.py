@@ -6,9 +6,10 @@ from embodied.data.record import CollectConfig
 from embodied.eval_world_model import EvalWorldModelConfig
 from embodied.evaluate import EvalConfig
 from embodied.mujoco_eval import EnvSettings, EvalSettings
-from embodied.pipeline import PipelineConfig, run_pipeline
+from embodied.pipeline import MujocoBaseline, PipelineConfig, run_pipeline
 from embodied.ray_utils import RaySettings
 from embodied.rl.finetune import AlgoSettings, FinetuneConfig
+from embodied.rl.refresh import RefreshSettings
 from embodied.train_policy import TrainPolicyConfig
 from embodied.train_reward_model import TrainRewardModelConfig
 from embodied.train_world_model import TrainWorldModelConfig
@@ -47,17 +48,27 @@ def _config(tmp_path) -> PipelineConfig:
 
 def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys):
     config = _config(tmp_path)
+    # refreshes spend real episodes, and RL in MuJoCo gets as many
+    config.finetune.refresh = RefreshSettings(every=1, task="lift", episodes=1, steps=1,
+                                              batch_size=2, reward_steps=1)  # fmt: skip
+    config.baseline = MujocoBaseline(enabled=True, num_workers=0)
     first = run_pipeline(config)
     stages = ["collect", "train_policy", "train_world_model", "train_reward_model",
               "eval_world_model", "eval_pretrained", "finetune", "eval_finetuned",
-              "report"]  # fmt: skip
+              "finetune_mujoco", "eval_finetuned_mujoco", "report"]  # fmt: skip
     assert list(first["wall_s"]) == stages
     run = tmp_path / "run"
     assert (run / "world_model_eval/world_model_eval.json").is_file()
     assert json.loads((run / "eval_pretrained/summary.json").read_text())["episodes"] == 1
     report = json.loads((run / "report.json").read_text())
-    assert set(report["per_task"]["lift"]) == {"pretrained", "finetuned", "paired"}
-    assert report["per_task"]["lift"]["paired"]["episodes"] == 1
+    lift = report["per_task"]["lift"]  # RL in the world model and in MuJoCo, side by side
+    assert set(lift) == {"pretrained", "finetuned", "finetuned_mujoco", "paired",
+                         "paired_mujoco", "paired_world_model_vs_mujoco"}  # fmt: skip
+    assert lift["paired"]["episodes"] == 1 and lift["paired_mujoco"]["episodes"] == 1
+    # two refreshes of one episode each (before RL and after iteration 1): the baseline
+    # gets those 2 real episodes, one iteration of a group of 2
+    assert report["real_episodes"] == {"rl_in_world_model": 2, "rl_in_mujoco": 2}
+    assert "RL in MuJoCo (same real episodes)" in (run / "report.md").read_text()
     imagined = report["world_model"]["policy_imagined"]  # the pretrained policy, as RL sees it
     assert imagined["episodes"] == 4 and imagined["horizon"] == 10
     assert (
@@ -75,7 +86,8 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     third = run_pipeline(config)
     # what reads the world model reruns; the policy and its MuJoCo evaluation are still good
     assert list(third["wall_s"]) == [
-        "train_world_model", "eval_world_model", "finetune", "eval_finetuned", "report"
+        "train_world_model", "eval_world_model", "finetune", "eval_finetuned",
+        "finetune_mujoco", "eval_finetuned_mujoco", "report",
     ]  # fmt: skip
     assert not (run / "finetune/stale").exists()  # started afresh, not resumed: same settings
     assert (run / "world_model/checkpoints/0000003").is_dir()

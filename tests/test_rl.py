@@ -222,3 +222,53 @@ def test_the_real_episode_budget_is_counted_and_respected(checkpoints, tmp_path)
     rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows if "refresh_episodes" in r] == [0, 1]  # then spent
     assert [r["real_episodes"] for r in rows] == [1, 2, 2, 2]
+
+
+def test_rl_in_mujoco_runs_the_same_groups_and_spends_its_budget(checkpoints, tmp_path, weights):
+    """The baseline: the same learner on groups run in MuJoCo (G episodes from one start
+    state), every episode counted against the real-episode budget."""
+    import numpy as np
+
+    from embodied.rl.imagined_worker import ImaginedWorker
+    from embodied.rl.mujoco_worker import MujocoWorker
+    from embodied.rl.rollout_worker import WorkerSpec
+
+    policy, world_model, data = checkpoints
+    spec = WorkerSpec(str(policy), str(world_model), data, starts=1, group_size=2, horizon=10,
+                      n_action_steps=0, temperature=1.0, env="mujoco", task="lift")  # fmt: skip
+    weights_now = {k: v.numpy() for k, v in weights(policy).items()}
+    real = MujocoWorker(spec).sample(weights_now, seed=3)
+    imagined = ImaginedWorker(spec).sample(weights_now, seed=3)
+    assert set(real) == set(imagined)
+    for key in real:  # same layout; only the number of decisions differs
+        assert real[key].shape[1:] == imagined[key].shape[1:] or key in ("task", "start",
+               "group", "success", "steps"), key  # fmt: skip
+    first = real["obs/observation.state"][0]
+    assert np.array_equal(first[0], first[1])  # a group starts from one state
+    assert list(real["group"]) == [0, 0]
+    assert np.array_equal(real["reward"].sum(0), real["success"].astype(np.float32))
+
+    config = _config(checkpoints, tmp_path, iterations=5, env="mujoco", task="lift",
+                     real_episodes=5)  # fmt: skip
+    config.algo.starts, config.algo.group_size = 1, 2
+    result = finetune(config)
+    rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], r["episodes"], r["real_episodes"]) for r in rows] == [
+        (1, 2, 2), (2, 2, 4)]  # a third iteration would spend 6 > 5  # fmt: skip
+    before, after = weights(policy), weights(result)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_rl_in_mujoco_refuses_what_it_cannot_do(checkpoints, tmp_path):
+    from embodied.rl.refresh import RefreshSettings
+
+    cases = [
+        ({"env": "sim"}, "--env must be one of"),
+        ({"env": "mujoco"}, "needs MuJoCo tasks"),
+        ({"env": "mujoco", "task": "lift", "refresh": RefreshSettings(every=1)}, "no world model"),
+        ({"env": "mujoco", "task": "lift", "real_episodes": 3}, "does not pay for one iteration"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            finetune(_config(checkpoints, tmp_path, **extra))
+    assert not (tmp_path / "ft").exists()

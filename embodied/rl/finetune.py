@@ -9,7 +9,9 @@ and updates the policy. Every `eval_every` iterations the policy also runs in Mu
 its true success is logged next to the world model's estimate, so reward hacking shows as
 the two drifting apart. With `--refresh.every=K` the world model is fine-tuned every K
 iterations on the policy's own MuJoCo episodes (`embodied.rl.refresh`), so what the policy
-exploits gets corrected.
+exploits gets corrected. With `--env=mujoco` the same workers and learner run the groups
+in MuJoCo instead (`embodied.rl.mujoco_worker`): RL on real episodes, the baseline that RL
+in the world model must beat at the same `real_episodes` budget (`embodied.rl.budget`).
 
 Why Ray core and not RLlib: RLlib 2.60 has no GRPO, and its episodes hold one action per
 step while our policy acts in chunks whose log-probability is one quantity; expressing both
@@ -27,15 +29,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from embodied.config import to_dict
+from embodied.rl.budget import RealBudget
 from embodied.rl.learner import Learner
-from embodied.rl.refresh import real_episodes, refresh, remove_later_refreshes
+from embodied.rl.metrics import episode_figures, progress_line
+from embodied.rl.refresh import refresh, remove_later_refreshes
 from embodied.rl.rollout_worker import Models, Workers, WorkerSpec
 from embodied.rl.settings import AlgoSettings, FinetuneConfig, check_config
 from embodied.seeds import RL_STREAMS, derive_seed
-from embodied.stats import rates_by
 
 __all__ = ["AlgoSettings", "FinetuneConfig", "finetune"]
 
@@ -52,31 +53,25 @@ def finetune(config: FinetuneConfig) -> Path:
     from world_models.reward_model import REWARD_FAMILIES
 
     policy, pre, post = load_policy(config.policy.path, policy_type="embodied_vla")
-    reward = None
-    if config.reward_model.path:
-        reward = read_config(Path(config.reward_model.path), REWARD_FAMILIES)
-    world = read_config(Path(config.world_model.path), FAMILIES)
+    world = reward = None
+    if config.env == "world_model":
+        if config.reward_model.path:
+            reward = read_config(Path(config.reward_model.path), REWARD_FAMILIES)
+        world = read_config(Path(config.world_model.path), FAMILIES)
+        open_metadata(config.dataset)
     n = check_config(config, policy.config, world, reward)
-    open_metadata(config.dataset)
     learner = Learner(config.algo, config.seed, policy, pre, post, n)
     a = config.algo
     spec = WorkerSpec(str(config.policy.path), str(config.world_model.path), config.dataset,
                       a.starts, a.group_size, config.horizon, n, a.temperature,
                       config.success_threshold, str(config.reward_model.path),
-                      config.keyframe_every)  # fmt: skip
+                      config.keyframe_every, config.env,
+                      config.task or config.eval_task)  # fmt: skip
     workers = Workers(spec, config.ray)
     try:
         return Run(config, learner, workers, n).loop()
     finally:
         workers.close()
-
-
-def _within_budget(config: FinetuneConfig, spent: int) -> bool:
-    """Whether one more refresh fits the real-episode budget (0: no budget)."""
-    from envs.tasks import parse_tasks
-
-    needed = config.refresh.episodes * len(parse_tasks(config.refresh.task or config.eval_task))
-    return not config.real_episodes or spent + needed <= config.real_episodes
 
 
 def _due(done: int, every: int, last: int) -> bool:
@@ -92,6 +87,7 @@ class Run:
         self.config, self.learner, self.workers, self.n = config, learner, workers, n
         self.out = Path(config.output_dir)
         self.models = Models(str(config.world_model.path), str(config.reward_model.path))
+        self.budget = RealBudget(config, workers.count)
 
     def loop(self) -> Path:
         from embodied.training import MODEL_DIR, last_checkpoint
@@ -111,7 +107,7 @@ class Run:
                 if len(row) > 1:
                     metrics.write(json.dumps(row) + "\n")
             for iteration in range(start, config.iterations):
-                if (self.out / STOPPED_FILE).exists():
+                if (self.out / STOPPED_FILE).exists() or not self._affordable(iteration):
                     break
                 done = iteration + 1
                 check = bool(checks) and _due(done, config.eval_every, config.iterations)
@@ -119,7 +115,7 @@ class Run:
                 row = self._hooks(done, self._iteration(iteration), check, refresh_now)
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
-                print(_progress_line(row, config.iterations))
+                print(progress_line(row, config.iterations))
                 if _due(done, config.save_every, config.iterations) or "stopped" in row:
                     folder = self._save(done)
         return (folder if folder is not None else self._save(start)) / MODEL_DIR
@@ -140,16 +136,25 @@ class Run:
         """After iteration `done`: the MuJoCo check, then the refresh, when they are due."""
         if check:
             row.update(self._mujoco_check(done))
-        spent = real_episodes(self.out, done - 1)
-        if refresh and not _within_budget(self.config, spent):
+        spent = self.budget.spent(self.out, done)  # this refresh is not recorded yet
+        if refresh and not self.budget.allows(spent, self.budget.per_refresh):
             print(f"finetune: the real-episode budget ({self.config.real_episodes}) is spent")
         elif refresh:
             self.models, figures = self._refresh(done)
             row.update(figures)
             self._guard(row)
         if len(row) > 1:  # iteration 0 has a row only when a check or a refresh ran
-            row["real_episodes"] = real_episodes(self.out, done)
+            row["real_episodes"] = self.budget.spent(self.out, done)
         return row
+
+    def _affordable(self, iteration: int) -> bool:
+        """Whether the budget pays for this iteration's MuJoCo episodes (RL in MuJoCo)."""
+        spent = self.budget.spent(self.out, iteration)
+        if self.budget.allows(spent, self.budget.per_iteration):
+            return True
+        print(f"finetune: the real-episode budget ({self.config.real_episodes}) is spent "
+              f"after {iteration} iterations")  # fmt: skip
+        return False
 
     def _refresh(self, done: int) -> tuple[str, dict]:
         return refresh(self.learner, self.config, done, self.models, self.n)
@@ -166,15 +171,9 @@ class Run:
         tick = time.perf_counter()
         stats = self.learner.update(batches, iteration)
         learn = time.perf_counter() - tick
-        success = np.concatenate([b["success"] for b in batches])
-        instructions = np.concatenate([b["task"] for b in batches])
         return {
             "iteration": iteration + 1,
-            "wm_success": float(success.mean()),
-            "wm_success_by_instruction": rates_by(success, instructions),
-            "episodes": len(success),
-            "decisions": sum(int(b["alive"].sum()) for b in batches),
-            "imagined_steps": int(sum(b["steps"].sum() for b in batches)),
+            **episode_figures(batches, self.config.env),
             **stats,
             "time_rollout_s": rollout,
             "time_learn_s": learn,
@@ -228,15 +227,3 @@ class Run:
         step = json.loads((state / "step.json").read_text())["step"]
         remove_later_refreshes(self.out, step)
         return step
-
-
-def _progress_line(row: dict, total: int) -> str:
-    text = f"finetune {row['iteration']}/{total}: imagined success {row['wm_success']:.0%}"
-    if "mujoco_success" in row:
-        text += f", MuJoCo success {row['mujoco_success']:.0%}"
-    if "refresh_success" in row:
-        text += f", refresh episodes' success {row['refresh_success']:.0%}"
-    if row.get("refresh_wm_recall") is not None:
-        text += f", refreshed model's recall of real successes {row['refresh_wm_recall']:.0%}"
-    text += f", kept {row.get('kept_fraction', 0):.0%}"
-    return text + f", rollout {row['time_rollout_s']:.1f}s, learn {row['time_learn_s']:.1f}s"

@@ -1,10 +1,16 @@
-"""RL's rollout workers: each a copy of the world model and of the policy, imagining
-batches of episodes from real start frames with the policy's current weights.
+"""RL's rollout workers, behind one interface: each holds a copy of the policy and an
+environment, and returns a batch of sampled episodes for the policy's current weights.
 
-`RolloutWorker` runs in the learner's process (tests, `--ray.num_workers=0`) or as a
-long-lived Ray actor (`Workers`, from the runtime's one actor pool). Rollouts are a function
-of (weights, seed): a restarted actor that repeats a task returns the same episodes, which
-keeps runs reproducible through worker failures.
+- `embodied.rl.imagined_worker.ImaginedWorker`: episodes imagined in the world model from
+  real start frames, judged by the reward model (RL in the world model).
+- `embodied.rl.mujoco_worker.MujocoWorker`: the same groups run in MuJoCo, judged by the
+  simulator (RL directly on real episodes: the equal-budget baseline).
+
+Both return the same batch (`PolicyWorker.batch`), which the one learner
+(`embodied.rl.learner`) consumes. A worker runs in the learner's process (tests,
+`--ray.num_workers=0`) or as a long-lived Ray actor (`Workers`, from the runtime's one actor
+pool). Rollouts are a function of (weights, seed): a restarted actor that repeats a task
+returns the same episodes, which keeps runs reproducible through worker failures.
 """
 
 from dataclasses import dataclass
@@ -14,11 +20,13 @@ import numpy as np
 
 from embodied.types import STATE
 
+RL_ENVS = ("world_model", "mujoco")
+
 
 @dataclass
 class Models:
     """What the workers imagine with; it changes at refreshes and goes with every call, so
-    an actor restarted from its spec imagines as the others do.
+    an actor restarted from its spec imagines as the others do (MuJoCo workers ignore it).
 
     Attributes:
         world_model: the world model's checkpoint folder.
@@ -53,6 +61,9 @@ class WorkerSpec:
             model's success head).
         keyframe_every: also start from every n-th frame (before success) of the real
             episodes, the dataset's and the policy's own (0: episode starts only).
+        env: where episodes run: "world_model" (imagined) or "mujoco".
+        task: the MuJoCo tasks of `env="mujoco"` (comma-separated); start k of a batch is
+            in the (k mod number of tasks)-th.
     """
 
     policy_path: str
@@ -66,33 +77,19 @@ class WorkerSpec:
     success_threshold: float = 0.5
     reward_model_path: str = ""
     keyframe_every: int = 0
+    env: str = "world_model"
+    task: str = ""
 
 
-class RolloutWorker:
+class PolicyWorker:
+    """What both workers share: the policy copy, its weights, its sampler and the batch."""
+
     def __init__(self, spec: WorkerSpec):
-        from embodied.data.dataset import CachedDataset
         from embodied.policy_io import load_policy
-        from world_models.env import StartBank, WorldModelEnv
-        from world_models.registry import load_world_model
-        from world_models.reward_model import load_reward_model
 
         self.spec = spec
         self.policy, self.pre, self.post = load_policy(spec.policy_path, policy_type="embodied_vla")
         self.policy.eval()
-        model = load_world_model(spec.world_model_path)
-        dataset = CachedDataset.open(spec.dataset)
-        bank = StartBank.from_dataset(dataset, model.config, keyframe_every=spec.keyframe_every)
-        self.data_starts, self.start_roots = bank, ()
-        reward = load_reward_model(spec.reward_model_path) if spec.reward_model_path else None
-        self.models = Models(str(spec.world_model_path), str(spec.reward_model_path))
-        self.env = WorldModelEnv(
-            model,
-            bank,
-            num_envs=spec.starts * spec.group_size,
-            horizon=spec.horizon,
-            success_threshold=spec.success_threshold,
-            reward_model=reward,
-        )
         self.image_keys = sorted(self.policy.config.image_features)
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
@@ -101,58 +98,29 @@ class RolloutWorker:
         # Ray hands the arrays over read-only; torch.tensor copies them
         self.policy.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
 
-    def use(self, models: Models) -> None:
-        """Imagine with these models and starts from now on (after a refresh)."""
-        from world_models.registry import load_world_model
-        from world_models.reward_model import load_reward_model
-
-        if models.world_model != self.models.world_model:
-            self.env.model = load_world_model(models.world_model).eval()
-        if models.reward_model != self.models.reward_model:
-            self.env.reward_model = load_reward_model(models.reward_model)
-        if self.env.reward_model is not None:
-            own = self.env.reward_model.config.threshold
-            matched = models.imagined_threshold
-            self.env.reward_threshold = matched if matched >= 0 else own
-        self.use_starts(tuple(models.start_roots))
-        self.models = models
-
-    def use_starts(self, roots: tuple[str, ...]) -> None:
-        """Start from the data's frames and from those of these datasets of the policy's
-        own real episodes (the refreshes' recordings) from now on."""
-        from embodied.data.dataset import CachedDataset
-        from embodied.data.source import DatasetConfig
-        from world_models.env import StartBank
-
-        if tuple(roots) == self.start_roots:
-            return
-        config, every = self.env.model.config, self.spec.keyframe_every
-        banks = [StartBank.from_dataset(CachedDataset.open(DatasetConfig(root=r)), config,
-                                        keyframe_every=every) for r in roots]  # fmt: skip
-        self.env.starts = StartBank.concatenate([self.data_starts, *banks])
-        self.start_roots = tuple(roots)
-
-    def sample(
-        self, weights: dict[str, np.ndarray], seed: int, models: Models | None = None
-    ) -> dict[str, np.ndarray]:
-        """Imagine one batch of episodes with these weights (and `models`, the ones in use
-        when None). Returns per decision t and
-        episode b: `obs/<key>` (T, B, ...), `actions` (T, B, H, A) normalized chunks,
-        `log_prob` (T, B), `reward` (T, B), `alive` (T, B), and per episode `start` (B,),
-        `group` (B,), `success` (B,), `steps` (B,)."""
+    def sampler(self, seed: int):
+        """RL's actor: chunks sampled at the temperature, seeded."""
         import torch
 
         from embodied.acting import ChunkSampler
-        from embodied.imagination import Observations, sample_groups
 
-        spec = self.spec
-        self.set_weights(weights)
-        self.use(models or self.models)
-        n = spec.n_action_steps or self.policy.config.n_action_steps
+        n = self.spec.n_action_steps or self.policy.config.n_action_steps
         generator = torch.Generator().manual_seed(seed)
-        actor = ChunkSampler(self.policy, self.pre, self.post, n, spec.temperature, generator)
-        seen = Observations([*self.image_keys, STATE])
-        result, start = sample_groups(self.env, actor, spec.starts, spec.group_size, seed, [seen])
+        return ChunkSampler(self.policy, self.pre, self.post, n, self.spec.temperature, generator)
+
+    def observed(self):
+        """The callback keeping the observations each decision was made on."""
+        from embodied.imagination import Observations
+
+        return Observations([*self.image_keys, STATE])
+
+    def batch(self, result: Any, seen: Any, start: np.ndarray, success: np.ndarray,
+              steps: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+        """The batch the learner takes, per decision t and episode b: `obs/<key>`
+        (T, B, ...), `actions` (T, B, H, A) normalized chunks, `log_prob` (T, B), `reward`
+        (T, B), `alive` (T, B), and per episode `task` (instruction), `start`, `group`,
+        `success`, `steps` (env steps) (B,)."""
+        spec = self.spec
         return {
             **{f"obs/{k}": v for k, v in seen.stacked().items()},
             "actions": result.extras["chunk"],
@@ -162,9 +130,33 @@ class RolloutWorker:
             "task": np.array(result.instructions),
             "start": start,
             "group": np.repeat(np.arange(spec.starts), spec.group_size),
-            "success": result.returns > 0,
-            "steps": self.env.steps.copy(),
+            "success": success,
+            "steps": steps,
         }
+
+    def use(self, models: Models) -> None:
+        """Switch to the models a refresh produced (nothing to switch in MuJoCo)."""
+
+
+def make_worker(spec: WorkerSpec) -> PolicyWorker:
+    """The worker of `spec.env` (the class travels to Ray actors through `WorkerActor`)."""
+    if spec.env == "mujoco":
+        from embodied.rl.mujoco_worker import MujocoWorker
+
+        return MujocoWorker(spec)
+    from embodied.rl.imagined_worker import ImaginedWorker
+
+    return ImaginedWorker(spec)
+
+
+class WorkerActor:
+    """A worker as a Ray actor: built from its spec inside the actor's process."""
+
+    def __init__(self, spec: WorkerSpec):
+        self.worker = make_worker(spec)
+
+    def sample(self, weights: dict, seed: int, models: Models | None = None) -> dict:
+        return self.worker.sample(weights, seed, models)
 
 
 class Workers:
@@ -174,8 +166,8 @@ class Workers:
         from embodied.ray_utils import actors
 
         self.count = max(1, ray.num_workers)
-        self.local = RolloutWorker(spec) if ray.num_workers <= 0 else None
-        self.actors = [] if self.local else actors(RolloutWorker, ray, spec)
+        self.local = make_worker(spec) if ray.num_workers <= 0 else None
+        self.actors = [] if self.local else actors(WorkerActor, ray, spec)
 
     def sample(self, weights: dict[str, np.ndarray], seeds: list[int], models: Models) -> list:
         """One batch per worker, imagined with `models`."""

@@ -7,6 +7,7 @@ from embodied.data.source import DatasetConfig
 from embodied.ray_utils import RaySettings
 from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
 from embodied.rl.refresh import RefreshSettings
+from embodied.rl.rollout_worker import RL_ENVS
 
 
 @dataclass
@@ -81,6 +82,10 @@ class FinetuneConfig:
         real episodes of a refresh (on their real frames), reaches a balanced accuracy
         against MuJoCo's labels below this (0.5 is chance): learning from a reward that
         disagrees with the simulator only teaches the policy its errors. 0: never stop.
+    env: where RL practises: "world_model" (imagined episodes judged by the reward model)
+        or "mujoco" (real episodes judged by the simulator, each counted against
+        real_episodes; no world model, reward model or refresh).
+    task: the MuJoCo tasks RL practises in with env=mujoco (empty: eval_task).
     seed: seeds start states, sampling and minibatch order.
     ray: --ray.num_workers=N rollout actors (0: roll out in this process);
         --ray.address=HOST:PORT uses an existing cluster.
@@ -104,6 +109,8 @@ class FinetuneConfig:
     keyframe_every: int = 0
     real_episodes: int = 0
     reward_guard: float = 0.6
+    env: str = "world_model"
+    task: str = ""
     seed: int = 0
     ray: RaySettings = field(default_factory=lambda: RaySettings(num_workers=2))
 
@@ -140,6 +147,31 @@ def check_compatible(policy_config: Any, world_model_config: Any, reward_model_c
         check_reward_model(reward_model_config, world_model_config)
 
 
+def _check_mujoco(config: FinetuneConfig, policy_config: Any) -> None:
+    """RL in MuJoCo: tasks that exist, a policy that acts in them, a budget that pays for
+    one iteration, and no refresh (there is no world model to refit)."""
+    from embodied.config import ConfigError
+    from envs.robosuite_env import ACTION_DIM
+    from envs.tasks import parse_tasks
+
+    if not (config.task or config.eval_task):
+        raise ConfigError("--env=mujoco needs MuJoCo tasks: --task or --eval_task")
+    parse_tasks(config.task or config.eval_task)
+    if config.refresh.every > 0:
+        raise ConfigError("--env=mujoco learns from MuJoCo itself: there is no world model "
+                          "to refresh (set --refresh.every=0)")  # fmt: skip
+    if policy_config.action_feature.shape[0] != ACTION_DIM:
+        raise ConfigError(f"the policy outputs {policy_config.action_feature.shape[0]}-D "
+                          f"actions; the MuJoCo tasks take {ACTION_DIM}-D")  # fmt: skip
+    a = config.algo
+    per_iteration = max(1, config.ray.num_workers) * a.starts * a.group_size
+    if config.iterations and config.real_episodes and config.real_episodes < per_iteration:
+        raise ConfigError(
+            f"--real_episodes={config.real_episodes} does not pay for one iteration in MuJoCo "
+            f"({per_iteration} episodes: workers x algo.starts x algo.group_size)"
+        )
+
+
 def check_config(config: FinetuneConfig, policy_config: Any, world_model_config: Any,
                  reward_model_config: Any = None) -> int:  # fmt: skip
     """Everything that can be checked before a rollout; returns the actions executed per
@@ -152,16 +184,22 @@ def check_config(config: FinetuneConfig, policy_config: Any, world_model_config:
     if config.algo.type not in ALGORITHMS:
         raise ConfigError(f"--algo.type must be one of {sorted(ALGORITHMS)}, not "
                           f"{config.algo.type!r}")  # fmt: skip
-    if config.refresh.every > 0:
+    if config.env not in RL_ENVS:
+        raise ConfigError(f"--env must be one of {list(RL_ENVS)}, not {config.env!r}")
+    if config.env == "mujoco":
+        _check_mujoco(config, policy_config)
+    elif config.refresh.every > 0:
         from envs.tasks import parse_tasks
 
         if not (config.refresh.task or config.eval_task):
             raise ConfigError("--refresh.every needs MuJoCo tasks: --refresh.task or --eval_task")
         parse_tasks(config.refresh.task or config.eval_task)
-    check_compatible(policy_config, world_model_config, reward_model_config)
     n = config.n_action_steps or policy_config.n_action_steps
     if not 1 <= n <= policy_config.chunk_size:
         raise ConfigError(f"--n_action_steps={n}: the policy predicts {policy_config.chunk_size}")
+    if config.env == "mujoco":
+        return n
+    check_compatible(policy_config, world_model_config, reward_model_config)
     if n % world_model_config.frame_stride:
         raise ConfigError(
             f"the policy executes {n} actions per chunk; the world model steps "

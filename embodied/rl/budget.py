@@ -1,0 +1,31 @@
+"""The real-episode budget of a fine-tune: every MuJoCo episode RL learns from is counted.
+
+RL in the world model spends real episodes in its refreshes (the policy's own episodes
+recorded to refit the world model and the reward model); RL in MuJoCo spends every episode
+it practises. `FinetuneConfig.real_episodes` caps the total (0: no cap), so the two can be
+compared at the same budget. The MuJoCo checks only measure and are not counted.
+"""
+
+from pathlib import Path
+
+from embodied.rl.refresh import real_episodes
+
+
+class RealBudget:
+    def __init__(self, config, workers: int):
+        from envs.tasks import parse_tasks
+
+        self.config, self.limit = config, config.real_episodes
+        algo = config.algo
+        # episodes one iteration runs in MuJoCo (RL in MuJoCo), one refresh records
+        mujoco = config.env == "mujoco"
+        self.per_iteration = workers * algo.starts * algo.group_size if mujoco else 0
+        tasks = config.refresh.task or config.eval_task
+        self.per_refresh = config.refresh.episodes * len(parse_tasks(tasks)) if tasks else 0
+
+    def spent(self, out: Path, done: int) -> int:
+        """Real episodes learned from after `done` iterations."""
+        return real_episodes(out, done) + done * self.per_iteration
+
+    def allows(self, spent: int, more: int) -> bool:
+        return not self.limit or spent + more <= self.limit
