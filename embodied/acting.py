@@ -81,7 +81,8 @@ class PolicyActor:
 
 class ChunkSampler:
     """The VLA's action chunks sampled at `temperature`, `n_action_steps` executed per call;
-    returns (actions (B, n, A), {"chunk": normalized (B, H, A), "log_prob": (B,)})."""
+    returns (actions (B, n, A), {"chunk": normalized (B, H, A), "log_prob": (B,)}).
+    Temperature 0 acts as evaluation does, with the mean chunk (log-probs are then 0)."""
 
     def __init__(self, policy, pre, post, n_action_steps: int, temperature: float, generator):
         self.policy, self.pre, self.post = policy, pre, post
@@ -94,9 +95,11 @@ class ChunkSampler:
 
         with torch.no_grad():
             dist = self.policy.distribution(self.pre(policy_batch(obs, self.image_keys)))
-            chunk = dist.sample(self.temperature, generator=self.generator)
-            log_prob = dist.log_prob(
-                chunk, mask=self.mask.expand(len(chunk), -1), temperature=self.temperature
-            )
+            if self.temperature == 0:
+                chunk, log_prob = dist.mode, torch.zeros(len(dist.mode))
+            else:
+                chunk = dist.sample(self.temperature, generator=self.generator)
+                mask = self.mask.expand(len(chunk), -1)
+                log_prob = dist.log_prob(chunk, mask=mask, temperature=self.temperature)
             actions = self.post(chunk[:, : self.n]).clamp(-1.0, 1.0).numpy()
         return actions, {"chunk": chunk.numpy(), "log_prob": log_prob.numpy()}

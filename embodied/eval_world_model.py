@@ -56,6 +56,8 @@ class EvalWorldModelConfig:
         finetune).
     policy: --policy.path=CKPT (an embodied_vla checkpoint) to imagine in the model; empty:
         no closed-loop figure.
+    policies: more checkpoints, each imagined and judged the same way
+        (`policies_imagined`, by path): the model as an evaluator of several policies.
     reward_model: --reward_model.path=CKPT, the success classifier that judges imagined
         episodes (as finetune's); empty: the world model's own success head.
     policy_episodes, policy_horizon, policy_temperature: its imagined episodes (from start
@@ -75,6 +77,7 @@ class EvalWorldModelConfig:
     batch_size: int = 64
     success_threshold: float = 0.5
     policy: PolicyRef = field(default_factory=PolicyRef)
+    policies: tuple[str, ...] = ()
     reward_model: RewardModelRef = field(default_factory=RewardModelRef)
     policy_episodes: int = 32
     policy_horizon: int = 150
@@ -140,11 +143,16 @@ def _judgements(model, dataset, held_episodes: list[int], config: EvalWorldModel
 
     reward = load_reward_model(config.reward_model.path) if config.reward_model.path else None
     out = {"policy_imagined": None, "reward_model": None}
+
+    def imagined(path: str) -> dict:
+        return imagine_policy(model, dataset, path, config.policy_episodes, config.policy_horizon,
+                              config.policy_temperature, config.success_threshold, config.seed,
+                              reward)  # fmt: skip
+
     if config.policy.path:
-        out["policy_imagined"] = imagine_policy(
-            model, dataset, config.policy.path, config.policy_episodes, config.policy_horizon,
-            config.policy_temperature, config.success_threshold, config.seed, reward,
-        )  # fmt: skip
+        out["policy_imagined"] = imagined(config.policy.path)
+    if config.policies:
+        out["policies_imagined"] = {path: imagined(path) for path in config.policies}
     replayed = judge_episodes(model, dataset, held_episodes, config.success_threshold, reward)
     out["episode_success"] = replayed
     if reward is not None:
@@ -278,6 +286,8 @@ def _print_table(report: dict) -> None:
         for name in ("precision", "recall"):
             if judged.get(name) is not None:
                 rows.append((f"reward model, {where}: {name}", f"{judged[name]:.2f}", ""))
+    for path, result in (r.get("policies_imagined") or {}).items():
+        rows.append((f"imagined: {Path(path).parent.name}", f"{result['success_rate']:.2f}", ""))
     imagined = r.get("policy_imagined")
     if imagined:
         rows.append(("policy imagined: success", f"{imagined['success_rate']:.2f}", ""))

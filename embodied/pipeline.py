@@ -36,6 +36,7 @@ from embodied.data.record import CollectConfig
 from embodied.data.source import DatasetConfig
 from embodied.eval_world_model import EvalWorldModelConfig
 from embodied.evaluate import EvalConfig
+from embodied.evaluator import EvaluatorConfig
 from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
 from embodied.rl.finetune import FinetuneConfig
 from embodied.train_policy import TrainPolicyConfig
@@ -74,6 +75,8 @@ class PipelineConfig:
     eval: `embodied eval` settings for the pretrained and the fine-tuned policy.
     finetune: `embodied finetune` settings (policy, world model, dataset and output set).
     baseline: RL in MuJoCo at the same real-episode budget, for the report's comparison.
+    evaluator: the world model as an evaluator of every checkpoint the run made
+        (`embodied.evaluator`; models, data, horizon, task and paths are set for you).
     """
 
     output_dir: str = "runs/quickstart"
@@ -85,6 +88,7 @@ class PipelineConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     baseline: MujocoBaseline = field(default_factory=MujocoBaseline)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
 
 
 @dataclass
@@ -105,6 +109,7 @@ def _stages(config: PipelineConfig) -> list[Stage]:
     from embodied.data.record import collect
     from embodied.eval_world_model import evaluate_world_model
     from embodied.evaluate import evaluate
+    from embodied.evaluator import judge_checkpoints
     from embodied.report import build_report
     from embodied.rl.finetune import finetune
     from embodied.train_policy import train_policy
@@ -158,7 +163,10 @@ def _stages(config: PipelineConfig) -> list[Stage]:
             Stage("eval_finetuned_mujoco", evaluated("finetune_mujoco", "eval_finetuned_mujoco"),
                   out / "eval_finetuned_mujoco", evaluate, ("finetune_mujoco",)),
         ]  # fmt: skip
-    # the report reads every stage's results and wall time
+    # the evaluator judges every checkpoint; the report reads every stage's results
+    inputs = tuple(s.name for s in stages)
+    stages.append(Stage("evaluator", lambda r: _evaluator(config, r, data(r)),
+                        out / "evaluator", judge_checkpoints, inputs))  # fmt: skip
     inputs = tuple(s.name for s in stages)
     return [*stages, Stage("report", lambda r: str(out), out / "report.md", build_report, inputs)]
 
@@ -176,6 +184,19 @@ def _eval_world_model(config: PipelineConfig, results: dict, data: DatasetConfig
         policy_horizon=config.finetune.horizon,
         policy_temperature=config.finetune.algo.temperature,
     )
+
+
+def _evaluator(config: PipelineConfig, results: dict, data: DatasetConfig):
+    """The run's world model and reward model judging its checkpoints, over finetune's
+    horizon, with the MuJoCo checks' task and episodes for checkpoints not yet evaluated."""
+    out, ft = Path(config.output_dir), config.finetune
+    return replace(
+        config.evaluator, run_dir=str(out), dataset=data, horizon=ft.horizon,
+        world_model=WorldModelRef(results["train_world_model"]),
+        reward_model=RewardModelRef(results["train_reward_model"]),
+        eval_task=ft.eval_task or config.eval.env.task, eval_episodes=ft.eval_episodes,
+        output_dir=str(out / "evaluator"),
+    )  # fmt: skip
 
 
 def _mujoco_baseline(config: PipelineConfig, results: dict, data: DatasetConfig):

@@ -113,6 +113,7 @@ def build_report(run_dir: str | Path) -> dict:
     world_model = _read_json(run / "world_model_eval/world_model_eval.json") or {}
     curves = _read_rows(run / "finetune/metrics.jsonl")
     mujoco_curve = _read_rows(run / "finetune_mujoco/metrics.jsonl")
+    evaluator = _read_json(run / "evaluator/evaluator.json")
     report = {
         "per_task": per_task,
         "mean": task_means(per_task),
@@ -135,6 +136,8 @@ def build_report(run_dir: str | Path) -> dict:
             )
         },  # fmt: skip
         "reward_model": world_model.get("reward_model"),
+        "evaluator": evaluator,
+        "evaluator_r": (evaluator or {}).get("pearson_r"),
         "stopped": next((r["stopped"] for r in curves if r.get("stopped")), None),
         # real MuJoCo episodes each method learned from (the world model's data aside)
         "real_episodes": {
@@ -238,6 +241,7 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
     lines.append("")
     lines += _world_model_lines(report["world_model"])
     lines += _reward_model_lines(report.get("reward_model"), report.get("stopped"))
+    lines += _evaluator_lines(report.get("evaluator"))
     if report["rl_curve"]:
         real = report.get("real_episodes", {}).get("rl_in_world_model", 0)
         last = report["rl_curve"][-1]
@@ -319,6 +323,28 @@ def _reward_model_lines(reward: dict | None, stopped: str | None) -> list[str]:
         lines.append(f"| {label} | {p} | {r} | {j.get('episodes')} ({j.get('successes')}) |")
     if stopped:
         lines += ["", f"RL stopped early: {stopped}."]
+    return [*lines, ""]
+
+
+def _evaluator_lines(evaluator: dict | None) -> list[str]:
+    """Imagined against MuJoCo success of every checkpoint the run made."""
+    if not evaluator:
+        return []
+    r, rho = evaluator.get("pearson_r"), evaluator.get("spearman_rho")
+    lines = ["## The world model as an evaluator", "",
+             f"Each checkpoint imagined {evaluator['episodes']} times (temperature "
+             f"{evaluator['temperature']}) and judged by the reward model, against MuJoCo. "
+             f"Pearson r = {'—' if r is None else f'{r:.2f}'}, Spearman rho = "
+             f"{'—' if rho is None else f'{rho:.2f}'} over {evaluator['points']} checkpoints.",
+             "", "| checkpoint | imagined | MuJoCo (episodes) |", "|---|---|---|"]  # fmt: skip
+    for p in evaluator["checkpoints"]:
+        name = "/".join(Path(p["policy"]).parts[-4:-1])
+        lines.append(f"| {name} | {p['imagined_success']:.0%} | {p['mujoco_success']:.0%} "
+                     f"({p['mujoco_episodes']}) |")  # fmt: skip
+    c = evaluator.get("calibration")
+    if c:
+        lines += ["", f"Calibration: the pretrained policy imagined {c['imagined']:.0%}, "
+                      f"MuJoCo {c['mujoco']:.0%} ({c['gap_points']:+.0f} points)."]  # fmt: skip
     return [*lines, ""]
 
 

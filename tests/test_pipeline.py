@@ -52,10 +52,15 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     config.finetune.refresh = RefreshSettings(every=1, task="lift", episodes=1, steps=1,
                                               batch_size=2, reward_steps=1)  # fmt: skip
     config.baseline = MujocoBaseline(enabled=True, num_workers=0)
+    config.finetune.eval_task, config.finetune.eval_every = "lift", 1  # checks at 0 and 1
+    config.finetune.eval_episodes = 1
+    config.finetune.algo = AlgoSettings(group_size=2, starts=1, minibatch_size=8, lr=1e-3,
+                                        min_group_rate=-1.0, max_group_rate=2.0,
+                                        entropy_coef=0.01)  # fmt: skip  # every update moves
     first = run_pipeline(config)
     stages = ["collect", "train_policy", "train_world_model", "train_reward_model",
               "eval_world_model", "eval_pretrained", "finetune", "eval_finetuned",
-              "finetune_mujoco", "eval_finetuned_mujoco", "report"]  # fmt: skip
+              "finetune_mujoco", "eval_finetuned_mujoco", "evaluator", "report"]  # fmt: skip
     assert list(first["wall_s"]) == stages
     run = tmp_path / "run"
     assert (run / "world_model_eval/world_model_eval.json").is_file()
@@ -69,6 +74,13 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     # gets those 2 real episodes, one iteration of a group of 2
     assert report["real_episodes"] == {"rl_in_world_model": 2, "rl_in_mujoco": 2}
     assert "RL in MuJoCo (same real episodes)" in (run / "report.md").read_text()
+    # the world model judged each distinct checkpoint, its MuJoCo episodes pooled: the
+    # pretrained one (eval_pretrained and the check at iteration 0), RL's last (its check
+    # at iteration 1 and eval_finetuned), and RL in MuJoCo's (eval_finetuned_mujoco)
+    evaluator = report["evaluator"]
+    assert evaluator["points"] == 3 and evaluator["calibration"] is not None
+    assert [p["mujoco_episodes"] for p in evaluator["checkpoints"]] == [2, 2, 1]
+    assert "evaluator_r" in report and "as an evaluator" in (run / "report.md").read_text()
     imagined = report["world_model"]["policy_imagined"]  # the pretrained policy, as RL sees it
     assert imagined["episodes"] == 4 and imagined["horizon"] == 10
     assert (
@@ -87,7 +99,7 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     # what reads the world model reruns; the policy and its MuJoCo evaluation are still good
     assert list(third["wall_s"]) == [
         "train_world_model", "eval_world_model", "finetune", "eval_finetuned",
-        "finetune_mujoco", "eval_finetuned_mujoco", "report",
+        "finetune_mujoco", "eval_finetuned_mujoco", "evaluator", "report",
     ]  # fmt: skip
     assert not (run / "finetune/stale").exists()  # started afresh, not resumed: same settings
     assert (run / "world_model/checkpoints/0000003").is_dir()
@@ -171,6 +183,15 @@ def test_report_pairs_outcomes_on_the_shared_seeds():
     paired = paired_outcomes(before, after, "lift")
     assert paired == {"episodes": 4, "gained": 2, "lost": 1, "p_value": 1.0}
     assert paired_outcomes(before, after, "door")["episodes"] == 0
+
+
+def test_evaluator_correlations_by_hand():
+    from embodied.evaluator import correlations
+
+    figures = correlations([0.1, 0.2, 0.3, 0.5], [0.0, 0.3, 0.2, 0.6])
+    assert figures["points"] == 4 and figures["spearman_rho"] == pytest.approx(0.8)
+    assert figures["pearson_r"] == pytest.approx(0.9173, abs=1e-4)
+    assert correlations([0.5, 0.5, 0.5], [0.1, 0.2, 0.3])["pearson_r"] is None  # no spread
 
 
 def test_sign_test_by_hand():
