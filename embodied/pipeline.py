@@ -109,8 +109,6 @@ def _stages(config: PipelineConfig) -> list[Stage]:
     from embodied.data.record import collect
     from embodied.eval_world_model import evaluate_world_model
     from embodied.evaluate import evaluate
-    from embodied.evaluator import judge_checkpoints
-    from embodied.report import build_report
     from embodied.rl.finetune import finetune
     from embodied.train_policy import train_policy
     from embodied.train_reward_model import train_reward_model
@@ -163,7 +161,16 @@ def _stages(config: PipelineConfig) -> list[Stage]:
             Stage("eval_finetuned_mujoco", evaluated("finetune_mujoco", "eval_finetuned_mujoco"),
                   out / "eval_finetuned_mujoco", evaluate, ("finetune_mujoco",)),
         ]  # fmt: skip
-    # the evaluator judges every checkpoint; the report reads every stage's results
+    return _judged(config, stages, data)
+
+
+def _judged(config: PipelineConfig, stages: list[Stage], data) -> list[Stage]:
+    """The stages, then the evaluator, which judges every checkpoint they made, and the
+    report, which reads every stage's results and wall time."""
+    from embodied.evaluator import judge_checkpoints
+    from embodied.report import build_report
+
+    out = Path(config.output_dir)
     inputs = tuple(s.name for s in stages)
     stages.append(Stage("evaluator", lambda r: _evaluator(config, r, data(r)),
                         out / "evaluator", judge_checkpoints, inputs))  # fmt: skip
