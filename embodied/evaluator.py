@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -52,6 +53,12 @@ class EvaluatorConfig:
     eval_episodes: int = 10
     seed: int = 0
     output_dir: str = ""
+
+    # the pipeline fills these from its run; they are not flags of its --evaluator section
+    framework_fields: ClassVar[tuple[str, ...]] = (
+        "run_dir", "world_model", "reward_model", "dataset", "horizon", "eval_task",
+        "eval_episodes", "output_dir",
+    )  # fmt: skip
 
 
 def weights_id(checkpoint: Path) -> str:

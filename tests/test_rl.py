@@ -272,3 +272,22 @@ def test_rl_in_mujoco_refuses_what_it_cannot_do(checkpoints, tmp_path):
         with pytest.raises(ConfigError, match=message):
             finetune(_config(checkpoints, tmp_path, **extra))
     assert not (tmp_path / "ft").exists()
+
+
+def test_rl_in_mujoco_shares_the_tasks_out_among_the_starts(checkpoints):
+    from embodied.rl.mujoco_worker import FIRST_START_SEED, MujocoWorker
+    from embodied.rl.rollout_worker import WorkerSpec
+
+    policy, world_model, data = checkpoints
+    spec = WorkerSpec(str(policy), str(world_model), data, starts=4, group_size=2, horizon=10,
+                      n_action_steps=0, temperature=1.0, env="mujoco",
+                      task="lift,lang_cubes")  # fmt: skip
+    worker = MujocoWorker(spec)
+    for seed in range(5):
+        specs, seeds, texts = worker.starts(seed)
+        names = [s.name for s in specs]
+        assert sorted(names) == ["lang_cubes"] * 4 + ["lift"] * 4  # two starts each
+        assert names[0::2] == names[1::2] and seeds[0::2] == seeds[1::2]  # groups of 2
+        assert all(s >= FIRST_START_SEED for s in seeds)  # never an evaluation seed
+        assert all(t in s.instructions for s, t in zip(specs, texts, strict=True))
+    assert worker.starts(3) == worker.starts(3)

@@ -20,31 +20,37 @@ FIRST_START_SEED = 10_000_000
 
 class MujocoWorker(PolicyWorker):
     def __init__(self, spec: WorkerSpec):
-        from envs.batched import BatchedTaskEnv
         from envs.tasks import parse_tasks
 
         super().__init__(spec)
-        self.specs = parse_tasks(spec.task)
-        slots = [self.specs[k % len(self.specs)] for k in range(spec.starts)]
-        self.slots = [s for s in slots for _ in range(spec.group_size)]
-        cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in self.image_keys)
-        size = self.policy.config.image_features[self.image_keys[0]].shape[-1]
-        self.env = BatchedTaskEnv([s.name for s in self.slots], len(self.slots),
-                                  cameras=cameras, image_size=size)  # fmt: skip
+        self.tasks = parse_tasks(spec.task)
+        self.envs: dict[tuple[str, ...], object] = {}  # by the episodes' tasks
 
-    def starts(self, seed: int) -> tuple[list[int], list[str]]:
-        """The batch's episodes' MuJoCo seeds and instructions: one random start (seed and
-        instruction of its task) per group, repeated `group_size` times."""
+    def starts(self, seed: int) -> tuple[list, list[int], list[str]]:
+        """The batch's start states: per group a task (start k of the batch gets task
+        k + r mod the number of tasks, r drawn per batch, so every task gets its share),
+        a MuJoCo seed and an instruction of that task; each repeated `group_size` times."""
         rng = np.random.default_rng(seed)
-        seeds, texts = [], []
-        for spec in self.specs_of_starts():
-            seeds.append(int(rng.integers(FIRST_START_SEED, 2**31)))
-            texts.append(spec.instructions[int(rng.integers(len(spec.instructions)))])
+        offset, n = int(rng.integers(len(self.tasks))), len(self.tasks)
+        specs = [self.tasks[(k + offset) % n] for k in range(self.spec.starts)]
+        seeds = [int(rng.integers(FIRST_START_SEED, 2**31)) for _ in specs]
+        texts = [s.instructions[int(rng.integers(len(s.instructions)))] for s in specs]
         g = self.spec.group_size
-        return [s for s in seeds for _ in range(g)], [t for t in texts for _ in range(g)]
+        specs, seeds, texts = ([x for x in xs for _ in range(g)] for xs in (specs, seeds, texts))
+        return specs, seeds, texts
 
-    def specs_of_starts(self) -> list:
-        return self.slots[:: self.spec.group_size]
+    def _env(self, specs: list) -> object:
+        """The batched env of these episodes' tasks (built once, with the policy's cameras
+        and image size)."""
+        from envs.batched import BatchedTaskEnv
+
+        names = tuple(s.name for s in specs)
+        if names not in self.envs:
+            cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in self.image_keys)
+            size = self.policy.config.image_features[self.image_keys[0]].shape[-1]
+            self.envs[names] = BatchedTaskEnv(list(names), len(names), cameras=cameras,
+                                              image_size=size)  # fmt: skip
+        return self.envs[names]
 
     def sample(self, weights: dict[str, np.ndarray], seed: int,
                models: Models | None = None) -> dict[str, np.ndarray]:  # fmt: skip
@@ -54,9 +60,9 @@ class MujocoWorker(PolicyWorker):
         from embodied.rollouts import rollout
 
         self.set_weights(weights)
-        seeds, texts = self.starts(seed)
+        specs, seeds, texts = self.starts(seed)
         seen = self.observed()
-        result = rollout(self.env, self.sampler(seed), seed=seed,
+        result = rollout(self._env(specs), self.sampler(seed), seed=seed,
                          options={"seeds": seeds, "tasks": texts}, callbacks=[seen])  # fmt: skip
         success = np.asarray(result.info["is_success"], dtype=bool)
         result.rewards = (result.ended & result.alive & success[None]).astype(np.float32)

@@ -62,8 +62,8 @@ class WorkerSpec:
         keyframe_every: also start from every n-th frame (before success) of the real
             episodes, the dataset's and the policy's own (0: episode starts only).
         env: where episodes run: "world_model" (imagined) or "mujoco".
-        task: the MuJoCo tasks of `env="mujoco"` (comma-separated); start k of a batch is
-            in the (k mod number of tasks)-th.
+        task: the MuJoCo tasks of `env="mujoco"` (comma-separated), shared out among a
+            batch's start states.
     """
 
     policy_path: str
