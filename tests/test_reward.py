@@ -167,10 +167,13 @@ def test_rl_stops_updating_when_the_reward_model_disagrees_with_mujoco(
 def test_refreshes_refit_the_reward_model_and_can_match_the_imagined_rate(
     recorded, reward_model, tmp_path
 ):
-    _finetune(recorded, reward_model, tmp_path, reward_guard=0.0, refresh={"match_rate": True})
+    refresh = {"match_rate": True, "rate_prior": 0.5}
+    _finetune(recorded, reward_model, tmp_path, reward_guard=0.0, refresh=refresh)
     rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [0, 1, 2] and all("stopped" not in r for r in rows)
     assert all(0.0 < r["imagined_threshold"] < 1.0 for r in rows)
+    for r in rows:  # 2 real episodes a refresh, and Jeffreys' half a success and a failure
+        assert r["matched_rate"] == pytest.approx((2 * r["refresh_success"] + 0.5) / 3)
     assert [r["real_episodes"] for r in rows] == [2, 4, 6]
     models = json.loads(
         (tmp_path / "ft/checkpoints/0000002/training_state/models.json").read_text()
