@@ -245,10 +245,12 @@ def _markdown(run: Path, report: dict, plots: list[str]) -> str:
     if report["rl_curve"]:
         real = report.get("real_episodes", {}).get("rl_in_world_model", 0)
         last = report["rl_curve"][-1]
+        imagined = last["wm_success"]  # none when RL stopped before its first iteration
+        imagined = "—" if imagined is None else f"{imagined:.0%}"
         lines += [
             "## RL in the world model",
             "",
-            f"Iterations: {last['iteration']}; last imagined success {last['wm_success']:.0%}. "
+            f"Iterations: {last['iteration']}; last imagined success {imagined}. "
             "MuJoCo checks are logged next to the world model's estimate: a gap that grows "
             f"means the policy exploits the model. Real MuJoCo episodes RL learned from: {real}.",
             "",

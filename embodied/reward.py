@@ -99,17 +99,15 @@ def clip_probabilities(model: Any, pool: ClipPool, ids: np.ndarray, batch: int =
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def episode_scores(model: Any, pool: ClipPool, clips: bool = False):
+def episode_scores(model: Any, pool: ClipPool) -> tuple[np.ndarray, np.ndarray]:
     """Per episode of the pool: the highest clip probability after the model's `min_step`
-    (an episode succeeds once any clip passes the threshold), and MuJoCo's label; with
-    `clips`, also every clip's probability and label."""
+    (an episode succeeds once any clip passes the threshold), and MuJoCo's label."""
     episodes = list(pool.episodes(model.config.min_step))
     ids = np.concatenate([e[0] for e in episodes])
     probs = clip_probabilities(model, pool, ids)
     ends = np.cumsum([len(e[0]) for e in episodes])
     scores = np.array([p.max() if len(p) else 0.0 for p in np.split(probs, ends[:-1])])
-    labels = np.array([e[1] for e in episodes])
-    return (scores, labels, probs, pool.labels[ids]) if clips else (scores, labels)
+    return scores, np.array([e[1] for e in episodes])
 
 
 def agreement(judged: np.ndarray, labels: np.ndarray) -> dict:
@@ -126,16 +124,20 @@ def agreement(judged: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def sweep_threshold(scores: np.ndarray, labels: np.ndarray, clip_scores=None,
-                    clip_labels=None) -> dict:  # fmt: skip
-    """The threshold with the best F1 of episode judgements (`score > threshold`). Among
-    equally good ones (a held-out set of successes only ties every threshold below its
-    lowest score), the best balanced accuracy over the clips (`clip_scores`, whose earlier
-    clips of successes are negatives), then the median. Returns the threshold and its
-    precision, recall and F1."""
+def sweep_threshold(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """The threshold with the best F1 of episode judgements (`score > threshold`); among
+    equally good ones, the median of the candidates (midpoints between episode scores), so
+    it does not sit on one episode's score. Returns the threshold and its precision, recall
+    and F1.
+
+    A held-out set of successes only ties every threshold below its lowest score; the
+    median then sits about halfway below it (0.50 on the quickstart). Breaking that tie by
+    the clips' balanced accuracy instead (earlier clips of successes negative) chose 0.0002
+    there, to catch one early positive clip: the reward model then called every imagined
+    episode and every one of the policy's failed real episodes a success, the guard stopped
+    RL at iteration 0, and a clean-clone quickstart gained nothing (27 % -> 27 %)."""
     scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
-    extra = [] if clip_scores is None else np.asarray(clip_scores, float)
-    edges = np.unique(np.concatenate([[0.0, 1.0], scores, extra]))
+    edges = np.unique(np.concatenate([[0.0, 1.0], scores]))
     candidates = (edges[:-1] + edges[1:]) / 2 if len(edges) > 1 else np.array([0.5])
     best, best_f1 = [], -1.0
     for t in candidates:
@@ -146,10 +148,6 @@ def sweep_threshold(scores: np.ndarray, labels: np.ndarray, clip_scores=None,
             best, best_f1 = [t], f1
         elif abs(f1 - best_f1) <= 1e-12:
             best.append(t)
-    if clip_scores is not None and len(best) > 1:
-        clip_scores, clip_labels = np.asarray(clip_scores), np.asarray(clip_labels, bool)
-        accuracy = [balanced_accuracy(clip_scores > t, clip_labels) for t in best]
-        best = [t for t, a in zip(best, accuracy, strict=True) if a >= max(accuracy) - 1e-12]
     threshold = float(np.median(best))
     return {"threshold": threshold, "f1": float(best_f1),
             **agreement(scores > threshold, labels)}  # fmt: skip
@@ -186,7 +184,7 @@ def calibrate(folder: Any, datasets: list[Any]) -> dict:
     if not len(pool):
         raise ConfigError("no held-out episode to choose the threshold on: record more episodes "
                           "or lower --holdout_every")  # fmt: skip
-    chosen = sweep_threshold(*episode_scores(model, pool, clips=True))
+    chosen = sweep_threshold(*episode_scores(model, pool))
     saved = json.loads((folder / CONFIG_FILE).read_text())
     saved["threshold"] = chosen["threshold"]
     write_text_atomically(folder / CONFIG_FILE, json.dumps(saved, indent=2))

@@ -24,6 +24,10 @@ def test_threshold_sweep_by_hand():
     assert chosen["precision"] == 1.0 and chosen["recall"] == 1.0
     noisy = sweep_threshold(np.array([0.2, 0.8, 0.3, 0.9]), np.array([False, False, True, True]))
     assert noisy["f1"] == pytest.approx(0.8) and noisy["recall"] == 1.0  # best: call 3 of 4
+    # held-out episodes that all succeed tie every threshold below the lowest score: the
+    # median candidate, halfway below it, not one that sits on a clip's score
+    only_successes = sweep_threshold(np.array([0.9, 0.95]), np.array([True, True]))
+    assert only_successes["threshold"] == pytest.approx(0.45)
 
 
 def test_balanced_accuracy_does_not_reward_calling_everything_a_failure():
