@@ -54,6 +54,7 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     config.baseline = MujocoBaseline(enabled=True, num_workers=0)
     config.finetune.eval_task, config.finetune.eval_every = "lift", 1  # checks at 0 and 1
     config.finetune.eval_episodes = 1
+    config.finetune.reward_guard = 0.0  # an untrained reward model; the guard has its test
     config.finetune.algo = AlgoSettings(group_size=2, starts=1, minibatch_size=8, lr=1e-3,
                                         min_group_rate=-1.0, max_group_rate=2.0,
                                         entropy_coef=0.01)  # fmt: skip  # every update moves
