@@ -117,11 +117,11 @@ def judge_checkpoints(config: EvaluatorConfig) -> Path:
     model = load_world_model(config.world_model.path).eval()
     reward = load_reward_model(config.reward_model.path) if config.reward_model.path else None
     dataset = CachedDataset.open(config.dataset)
-    _evaluate_unjudged(run, config, out / "mujoco")
-    outcomes = mujoco_outcomes(run)
+    keys = {c: weights_id(c) for c in run_checkpoints(run)}  # each file hashed once
+    _evaluate_unjudged(keys, config, out / "mujoco")
+    outcomes = mujoco_outcomes(run)  # with those evaluations
     points, seen = [], set()
-    for checkpoint in run_checkpoints(run):
-        key = weights_id(checkpoint)
+    for checkpoint, key in keys.items():
         if key in seen:
             continue
         seen.add(key)
@@ -157,14 +157,14 @@ def _calibration(run: Path, points: list[dict]) -> dict | None:
     return {"imagined": imagined, "mujoco": real, "gap_points": 100 * (imagined - real)}
 
 
-def _evaluate_unjudged(run: Path, config: EvaluatorConfig, out: Path) -> None:
-    """MuJoCo evaluations of the checkpoints no evaluation of the run judged."""
+def _evaluate_unjudged(keys: dict[Path, str], config: EvaluatorConfig, out: Path) -> None:
+    """MuJoCo evaluations of the checkpoints (with their weights' keys) no evaluation of
+    the run judged."""
     from embodied.mujoco_eval import EnvSettings, EvalSettings, evaluate_policy
 
-    judged = set(mujoco_outcomes(run))
+    judged = set(mujoco_outcomes(Path(config.run_dir)))
     settings = EvalSettings(n_episodes=config.eval_episodes, videos=0)
-    for i, checkpoint in enumerate(run_checkpoints(run)):
-        key = weights_id(checkpoint)
+    for i, (checkpoint, key) in enumerate(keys.items()):
         if key not in judged:
             evaluate_policy(str(checkpoint), EnvSettings(task=config.eval_task), settings,
                             out / f"{i:03d}")  # fmt: skip

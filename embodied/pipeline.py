@@ -209,22 +209,22 @@ def _evaluator(config: PipelineConfig, results: dict, data: DatasetConfig):
 def _mujoco_baseline(config: PipelineConfig, results: dict, data: DatasetConfig):
     """finetune's config, run in MuJoCo on the real-episode budget RL in the world model
     spent (the last `real_episodes` of its metrics) and as many iterations as it buys."""
+    from embodied.rl.budget import mujoco_episodes_per_iteration
     from embodied.rl.refresh import RefreshSettings
 
     out = Path(config.output_dir)
     rows = (out / "finetune" / "metrics.jsonl").read_text().splitlines()
     budget = max([json.loads(r).get("real_episodes") or 0 for r in rows], default=0)
     base, ft = config.baseline, config.finetune
-    algo = replace(ft.algo, starts=base.starts)
-    per_iteration = max(1, base.num_workers) * algo.starts * algo.group_size
-    return replace(
+    mujoco = replace(
         ft, env="mujoco", task=ft.task or ft.refresh.task or ft.eval_task, eval_task="",
         policy=PolicyRef(results["train_policy"]), world_model=WorldModelRef(),
-        reward_model=RewardModelRef(), dataset=data, algo=algo, refresh=RefreshSettings(),
-        real_episodes=budget, iterations=budget // per_iteration,
+        reward_model=RewardModelRef(), dataset=data, refresh=RefreshSettings(),
+        algo=replace(ft.algo, starts=base.starts), real_episodes=budget,
         ray=replace(ft.ray, num_workers=base.num_workers),
         output_dir=str(out / "finetune_mujoco"),
     )  # fmt: skip
+    return replace(mujoco, iterations=budget // mujoco_episodes_per_iteration(mujoco))
 
 
 def _as_json(config: object) -> object:

@@ -11,15 +11,19 @@ from pathlib import Path
 from embodied.rl.refresh import real_episodes
 
 
+def mujoco_episodes_per_iteration(config) -> int:
+    """The MuJoCo episodes one iteration of RL in MuJoCo runs: workers x starts x G."""
+    return max(1, config.ray.num_workers) * config.algo.starts * config.algo.group_size
+
+
 class RealBudget:
-    def __init__(self, config, workers: int):
+    def __init__(self, config):
         from envs.tasks import parse_tasks
 
-        self.config, self.limit = config, config.real_episodes
-        algo = config.algo
+        self.limit = config.real_episodes
         # episodes one iteration runs in MuJoCo (RL in MuJoCo), one refresh records
         mujoco = config.env == "mujoco"
-        self.per_iteration = workers * algo.starts * algo.group_size if mujoco else 0
+        self.per_iteration = mujoco_episodes_per_iteration(config) if mujoco else 0
         tasks = config.refresh.task or config.eval_task
         self.per_refresh = config.refresh.episodes * len(parse_tasks(tasks)) if tasks else 0
 

@@ -87,7 +87,7 @@ class Run:
         self.config, self.learner, self.workers, self.n = config, learner, workers, n
         self.out = Path(config.output_dir)
         self.models = Models(str(config.world_model.path), str(config.reward_model.path))
-        self.budget = RealBudget(config, workers.count)
+        self.budget = RealBudget(config)
 
     def loop(self) -> Path:
         from embodied.training import MODEL_DIR, last_checkpoint

@@ -163,8 +163,9 @@ def _check_mujoco(config: FinetuneConfig, policy_config: Any) -> None:
     if policy_config.action_feature.shape[0] != ACTION_DIM:
         raise ConfigError(f"the policy outputs {policy_config.action_feature.shape[0]}-D "
                           f"actions; the MuJoCo tasks take {ACTION_DIM}-D")  # fmt: skip
-    a = config.algo
-    per_iteration = max(1, config.ray.num_workers) * a.starts * a.group_size
+    from embodied.rl.budget import mujoco_episodes_per_iteration
+
+    per_iteration = mujoco_episodes_per_iteration(config)
     if config.iterations and config.real_episodes and config.real_episodes < per_iteration:
         raise ConfigError(
             f"--real_episodes={config.real_episodes} does not pay for one iteration in MuJoCo "
