@@ -80,7 +80,10 @@ def _build(config: TrainPolicyConfig, resume: Path | None) -> Trainable:
     optimizer = policy.config.get_optimizer_preset().build(policy.get_optim_params())
     preset = policy.config.get_scheduler_preset()
     deltas = resolve_delta_timestamps(policy.config, meta)
-    dataset = CachedDataset(meta, deltas, cache_dir=config.dataset.cache_dir or None)
+    frame_size = getattr(policy.config, "image_size", None)  # the VLA's; LeRobot's: as recorded
+    dataset = CachedDataset(
+        meta, deltas, cache_dir=config.dataset.cache_dir or None, frame_size=frame_size
+    )
     rows = successful_rows(dataset) if config.successful_only else np.arange(len(dataset))
 
     def save(folder: Path) -> None:

@@ -28,7 +28,7 @@ def _fixture_root(name: str) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def lerobot_fixture():
     """`lerobot_fixture("pusht_fixture")` -> the folder of a LeRobot dataset from ../shared."""
     return _fixture_root

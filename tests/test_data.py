@@ -87,6 +87,21 @@ def test_open_from_a_dataset_config(lerobot_fixture, tmp_path):
     assert list(tmp_path.glob("*.zarr"))
 
 
+@pytest.mark.parametrize("name", ["pusht_fixture", "pusht_image_fixture"])
+def test_frames_cached_at_the_models_size(lerobot_fixture, tmp_path, name):
+    """Video and parquet images are cached at the size asked for, resampled exactly as the
+    VLA's processor resamples a full-size frame, beside (not instead of) the full-size cache."""
+    from policies.vla.processor_vla import resize_images
+
+    config = DatasetConfig(root=str(lerobot_fixture(name)), cache_dir=str(tmp_path))
+    full = CachedDataset.open(config)
+    small = CachedDataset.open(config, frame_size=(48, 40))
+    frames = small.batch([0, 80, 160])["observation.image"]
+    assert frames.shape == (3, 3, 48, 40) and len(list(tmp_path.glob("*.zarr"))) == 2
+    expected = resize_images(full.batch([0, 80, 160])["observation.image"], (48, 40))
+    assert (frames - expected).abs().max() <= 1 / 255 + 1e-6  # uint8 rounding only
+
+
 def test_cache_is_rebuilt_when_the_dataset_changes(tmp_path, lerobot_fixture):
     root = tmp_path / "pusht"
     shutil.copytree(lerobot_fixture("pusht_fixture"), root)

@@ -6,6 +6,11 @@ front to back, and stores frames as uint8 arrays in zarr; numeric columns are st
 them. A cache is named by a fingerprint of the dataset's files (names, sizes, modification
 times), so a changed dataset gets a new cache and stale ones are removed. It is written to a
 temporary name and renamed when complete, so a crash never leaves a cache that looks whole.
+
+Frames can be cached at the size a model reads (`frame_size`, e.g. the VLA's `image_size`):
+they are resized as they are decoded, a block at a time, with the same resampling the
+policy's processor applies, so building and holding a cache of 480x640 arm cameras costs
+what the model's resolution costs, not the cameras'.
 """
 
 import hashlib
@@ -20,6 +25,7 @@ import numpy as np
 
 CACHE_FORMAT = 1
 CHUNK_FRAMES = 64
+FrameSize = tuple[int, int] | None  # (height, width) of cached frames; None = as recorded
 
 
 def default_cache_dir() -> Path:
@@ -43,9 +49,10 @@ def _cache_name(meta: Any) -> str:
     return f"{meta.repo_id.replace('/', '--')}-{where}"
 
 
-def cache_path(meta: Any, cache_dir: Path | None = None) -> Path:
+def cache_path(meta: Any, cache_dir: Path | None = None, frame_size: FrameSize = None) -> Path:
     folder = cache_dir or default_cache_dir()
-    return folder / f"{_cache_name(meta)}-{fingerprint(Path(meta.root))}.zarr"
+    size = "" if frame_size is None else f"-{frame_size[0]}x{frame_size[1]}"
+    return folder / f"{_cache_name(meta)}-{fingerprint(Path(meta.root))}{size}.zarr"
 
 
 def _numeric_columns(meta: Any) -> dict[str, np.ndarray]:
@@ -67,20 +74,40 @@ def _to_numpy(column: Any) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def _decode_video(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """All frames of a video file, front to back, as (N, H, W, 3) uint8 and their times."""
+def _decode_video(path: Path, frame_size: FrameSize) -> tuple[np.ndarray, np.ndarray]:
+    """All frames of a video file, front to back, as (N, H, W, 3) uint8 (resized to
+    `frame_size` a block at a time, so no more than a block is held at full size) and their
+    times."""
     import av
 
-    frames, times = [], []
+    blocks, block, times = [], [], []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="rgb24"))
+            block.append(frame.to_ndarray(format="rgb24"))
             times.append(float(frame.pts * stream.time_base))
-    return np.stack(frames), np.asarray(times)
+            if len(block) == CHUNK_FRAMES:
+                blocks.append(_resized(np.stack(block), frame_size))
+                block = []
+    if block:
+        blocks.append(_resized(np.stack(block), frame_size))
+    return np.concatenate(blocks), np.asarray(times)
 
 
-def _video_frames(meta: Any, key: str, total: int) -> np.ndarray:
+def _resized(frames: np.ndarray, frame_size: FrameSize) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> (N, *frame_size, 3), resampled as the VLA's processor does."""
+    if frame_size is None or tuple(frames.shape[1:3]) == tuple(frame_size):
+        return frames
+    import torch
+
+    from policies.vla.processor_vla import resize_images
+
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+    out = resize_images(images, tuple(frame_size)).mul_(255.0).round_()
+    return out.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _video_frames(meta: Any, key: str, total: int, frame_size: FrameSize) -> np.ndarray:
     """Frames of video feature `key` for every dataset row, in `index` order."""
     out: np.ndarray | None = None
     decoded: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
@@ -90,7 +117,7 @@ def _video_frames(meta: Any, key: str, total: int) -> np.ndarray:
             decoded.clear()  # files are visited in order; keep one in memory
             if not path.is_file():
                 raise FileNotFoundError(f"video {path} of {key} is missing")
-            decoded[path] = _decode_video(path)
+            decoded[path] = _decode_video(path, frame_size)
         frames, times = decoded[path]
         start = ep[f"videos/{key}/from_timestamp"]
         length = ep["dataset_to_index"] - ep["dataset_from_index"]
@@ -105,7 +132,7 @@ def _video_frames(meta: Any, key: str, total: int) -> np.ndarray:
     return out
 
 
-def _image_frames(meta: Any, key: str) -> np.ndarray:
+def _image_frames(meta: Any, key: str, frame_size: FrameSize) -> np.ndarray:
     """Frames of an image feature stored as PNG/JPEG bytes inside the parquet files."""
     import pyarrow.parquet as pq
     from PIL import Image
@@ -115,12 +142,13 @@ def _image_frames(meta: Any, key: str) -> np.ndarray:
         table = pq.read_table(f, columns=[key, "index"])
         images = table.column(key).to_pylist()
         for index, image in zip(table.column("index").to_pylist(), images, strict=True):
-            rows.append((index, np.asarray(Image.open(io.BytesIO(image["bytes"])).convert("RGB"))))
+            frame = np.asarray(Image.open(io.BytesIO(image["bytes"])).convert("RGB"))
+            rows.append((index, _resized(frame[None], frame_size)[0]))
     rows.sort(key=lambda r: r[0])
     return np.stack([r[1] for r in rows])
 
 
-def build_cache(meta: Any, path: Path) -> Path:
+def build_cache(meta: Any, path: Path, frame_size: FrameSize = None) -> Path:
     """Decode the whole dataset into a zarr store at `path` (atomically)."""
     import zarr
     from tqdm import tqdm
@@ -134,31 +162,39 @@ def build_cache(meta: Any, path: Path) -> Path:
         group.create_array(key, data=values, chunks=(max(1, min(total, 4096)), *values.shape[1:]))
     for key in tqdm(meta.camera_keys, desc=f"caching frames of {meta.repo_id}", unit="camera"):
         if key in meta.video_keys:
-            frames = _video_frames(meta, key, total)
+            frames = _video_frames(meta, key, total, frame_size)
         else:
-            frames = _image_frames(meta, key)
+            frames = _image_frames(meta, key, frame_size)
         group.create_array(key, data=frames, chunks=(CHUNK_FRAMES, *frames.shape[1:]))
     group.attrs.update({"format": CACHE_FORMAT, "repo_id": meta.repo_id, "frames": total})
-    stale_name = re.compile(re.escape(_cache_name(meta)) + r"-[0-9a-f]{20}\.zarr")
-    for stale in path.parent.iterdir():
-        if stale_name.fullmatch(stale.name):  # caches of earlier versions of this dataset
-            shutil.rmtree(stale, ignore_errors=True)
+    name = re.compile(re.escape(_cache_name(meta)) + r"-([0-9a-f]{20})(-\d+x\d+)?\.zarr")
+    current = fingerprint(Path(meta.root))
+    for other in path.parent.iterdir():
+        found = name.fullmatch(other.name)
+        if found and found.group(1) != current:  # caches of earlier versions of this dataset
+            shutil.rmtree(other, ignore_errors=True)
     tmp.rename(path)
     return path
 
 
-def load_cache(meta: Any, cache_dir: Path | None = None, max_memory_mb: int = 4096) -> dict:
-    """The cached arrays of `meta`'s dataset, building the cache first if needed.
+def load_cache(
+    meta: Any,
+    cache_dir: Path | None = None,
+    max_memory_mb: int = 4096,
+    frame_size: FrameSize = None,
+) -> dict:
+    """The cached arrays of `meta`'s dataset (frames at `frame_size`), building the cache
+    first if needed.
 
     Arrays that fit in `max_memory_mb` together are read into memory; larger datasets are
     served from zarr (slower, chunked reads).
     """
     import zarr
 
-    path = cache_path(meta, cache_dir)
+    path = cache_path(meta, cache_dir, frame_size)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        build_cache(meta, path)
+        build_cache(meta, path, frame_size)
     group = zarr.open_group(str(path), mode="r")
     if group.attrs.get("format") != CACHE_FORMAT:
         raise ValueError(f"{path} is a cache of another format; delete it")

@@ -42,10 +42,14 @@ class CachedDataset(torch.utils.data.Dataset):
         delta_timestamps: dict[str, list[float]] | None = None,
         cache_dir: str | Path | None = None,
         max_memory_mb: int = 4096,
+        frame_size: tuple[int, int] | None = None,
     ):
+        """`frame_size` (height, width): serve (and cache) every camera at that size, the
+        size the model reads; None serves frames as recorded."""
         self.meta = meta
         self._set_deltas(delta_timestamps)
-        self.arrays = load_cache(meta, Path(cache_dir) if cache_dir else None, max_memory_mb)
+        cache = Path(cache_dir) if cache_dir else None
+        self.arrays = load_cache(meta, cache, max_memory_mb, frame_size)
         index = np.asarray(self.arrays["index"])
         if not np.array_equal(index, np.arange(len(index))):
             raise DatasetError(f"{meta.repo_id}: row indices are not 0..N-1; cannot serve it")

@@ -17,6 +17,8 @@ class VLAConfig(PreTrainedConfig):
     actions (B, chunk_size, A). `n_action_steps` of each chunk run before re-planning.
 
     Attributes:
+        image_size: [height, width] every camera is resized to by the processor, whatever
+            the camera's own size; the network's cost follows it.
         chunk_size: H, future actions predicted per observation.
         n_action_steps: actions of a chunk executed before the next prediction.
         dim: width of the transformer that fuses vision, language, state and action queries.
@@ -33,6 +35,7 @@ class VLAConfig(PreTrainedConfig):
     """
 
     n_obs_steps: int = 1
+    image_size: tuple[int, int] = (64, 64)
     chunk_size: int = 10
     n_action_steps: int = 5
     dim: int = 128
@@ -73,6 +76,10 @@ class VLAConfig(PreTrainedConfig):
             raise ValueError(
                 f"n_action_steps ({self.n_action_steps}) must be in "
                 f"1..chunk_size ({self.chunk_size})"
+            )
+        if len(self.image_size) != 2 or min(self.image_size) < 8:
+            raise ValueError(
+                f"image_size must be [height, width], each >= 8; got {self.image_size}"
             )
         if self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
