@@ -63,6 +63,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "FinetuneConfig",
         "RL fine-tune the VLA inside world-model rollouts on Ray (GRPO or PPO; resumes)",
     ),
+    "serve": (
+        "embodied.serve",
+        "serve_policy",
+        "ServeConfig",
+        "serve a policy checkpoint over a websocket to remote arms (localhost by default)",
+    ),
     "pipeline": (
         "embodied.pipeline",
         "run_pipeline",
@@ -115,7 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"embodied {name}: {err}", file=sys.stderr)
         return 2
-    getattr(module, function_name)(config)
+    from embodied.policy_io import CheckpointError
+
+    try:
+        getattr(module, function_name)(config)
+    except (ConfigError, CheckpointError) as err:  # the user's input, found once work began
+        print(f"embodied {name}: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -75,8 +75,19 @@ def policy_config_for(meta: Any, settings: Any, cameras: tuple[str, ...] = ()) -
             setattr(config, name, offline)
     config.input_features = {k: features[k] for k in [*image_keys, STATE]}
     config.output_features = {ACTION: features[ACTION]}
+    if hasattr(config, "action_names"):  # the VLA records what each action dimension means
+        config.action_names = feature_names(meta.features[ACTION])
     config.validate_features()
     return config
+
+
+def feature_names(feature: dict) -> list[str]:
+    """A dataset feature's per-dimension names as a flat list (LeRobot writes a list, or a
+    dict such as {"motors": [...]}); empty when the dataset names none."""
+    names = feature.get("names") or []
+    if isinstance(names, dict):
+        names = [n for group in names.values() for n in (group or [])]
+    return [str(n) for n in names]
 
 
 def check_checkpoint(path: Path, policy_type: str | None = None) -> dict:

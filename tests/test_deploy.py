@@ -110,3 +110,204 @@ def test_cameras_of_any_size_are_resized_to_the_models_resolution(pusht_checkpoi
     with pytest.raises(ValueError, match="expected float images in"):
         pre({"observation.image": torch.zeros(3, 96, 96, dtype=torch.uint8),
              "observation.state": torch.zeros(2), "task": ""})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def served(pusht_checkpoints):
+    """`embodied serve`'s server on a free localhost port, its inference loop in a thread."""
+    import threading
+
+    from embodied.serve import PolicyServer, ServeConfig, start_server
+
+    port = _free_port()
+    server = PolicyServer(*load_policy(pusht_checkpoints["train-policy"]))
+    stop = threading.Event()
+    websocket_server = start_server(server, ServeConfig(port=port, max_message_mb=1.0))
+    threads = [
+        threading.Thread(target=websocket_server.serve_forever, daemon=True),
+        threading.Thread(target=server.run_inference, args=(stop,), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    yield server, port
+    stop.set()
+    websocket_server.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _obs(rng, size=(96, 96)) -> dict:
+    import numpy as np
+
+    return {"observation.image": rng.integers(0, 256, (*size, 3), dtype=np.uint8),
+            "observation.state": rng.uniform(100, 400, 2).astype(np.float32),
+            "task": "push the T"}  # fmt: skip
+
+
+def test_served_chunks_equal_the_in_process_policy(served, pusht_checkpoints):
+    import numpy as np
+
+    from embodied.acting import policy_batch
+    from embodied.deploy.client import PolicyClient
+
+    server, port = served
+    policy, pre, post = load_policy(pusht_checkpoints["train-policy"])
+    rng = np.random.default_rng(0)
+    with PolicyClient(port=port) as client:
+        assert client.spec.action_names == ["action_0", "action_1"]
+        assert client.spec.cameras == {"observation.image": [3, 96, 96]}
+        for size in [(96, 96), (480, 640)]:
+            obs = _obs(rng, size)
+            chunk = client.infer(obs)
+            batch = {k: v[None] for k, v in obs.items() if k != "task"} | {"task": [obs["task"]]}
+            with torch.no_grad():
+                expected = post(
+                    policy.predict_action_chunk(pre(policy_batch(batch, ["observation.image"])))
+                )
+            assert chunk.shape == (10, 2)
+            assert np.allclose(chunk, expected[0].numpy(), atol=1e-4)
+
+
+def test_bad_requests_get_an_error_and_the_server_keeps_serving(served):
+    import msgpack
+    import numpy as np
+    from websockets.sync.client import connect
+
+    from embodied.deploy.wire import pack, unpack
+
+    _, port = served
+    good = _obs(np.random.default_rng(1))
+    bad = {
+        "garbage bytes": b"\xc1\x00\xff garbage",
+        "a pickle": __import__("pickle").dumps({"observation.state": 1}),
+        "a text frame": "hello",
+        "a list, not a map": msgpack.packb([1, 2, 3]),
+        "an extension type": msgpack.packb({"x": msgpack.ExtType(1, b"exec")}),
+        "an object array": msgpack.packb({"observation.state": {"__ndarray__": True,
+                                          "data": b"\0" * 8, "dtype": "|O", "shape": [1]}}),
+        "a truncated array": pack({**good, "observation.state": np.zeros(2, np.float32)})[:-3],
+        "a missing camera": pack({k: v for k, v in good.items() if k != "observation.image"}),
+        "an unknown key": pack({**good, "reward": np.zeros(1)}),
+        "a wrong state size": pack({**good, "observation.state": np.zeros(7, np.float32)}),
+        "a NaN state": pack({**good, "observation.state": np.full(2, np.nan, np.float32)}),
+        "a float image": pack({**good, "observation.image": np.zeros((96, 96, 3), np.float32)}),
+        "a grey image": pack({**good, "observation.image": np.zeros((96, 96), np.uint8)}),
+        "a huge image side": pack({**good, "observation.image": np.zeros((1, 5000, 3), np.uint8)}),
+        "a long instruction": pack({**good, "task": "x" * 5000}),
+        "an instruction that is not text": pack({**good, "task": 3}),
+    }  # fmt: skip
+    with connect(f"ws://127.0.0.1:{port}") as ws:
+        ws.recv()  # the spec
+        for name, payload in bad.items():
+            ws.send(payload)
+            answer = unpack(ws.recv(timeout=30))
+            assert "error" in answer and "actions" not in answer, name
+        ws.send(pack(good))
+        assert unpack(ws.recv(timeout=30))["actions"].shape == (10, 2)
+
+
+def test_oversized_and_vanishing_clients_leave_the_others_served(served):
+    import numpy as np
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from embodied.deploy.client import PolicyClient
+    from embodied.deploy.wire import pack
+
+    _, port = served
+    rng = np.random.default_rng(2)
+    with PolicyClient(port=port) as bystander:
+        with connect(f"ws://127.0.0.1:{port}") as ws:  # over the 1 MB limit: closed, 1009
+            ws.recv()
+            ws.send(pack({**_obs(rng), "observation.image": np.zeros((800, 800, 3), np.uint8)}))
+            with pytest.raises(ConnectionClosed, match="1009"):
+                ws.recv(timeout=30)
+        for _ in range(3):  # asks, then leaves before the answer
+            ws = connect(f"ws://127.0.0.1:{port}")
+            ws.recv()
+            ws.send(pack(_obs(rng)))
+            ws.close()
+        assert bystander.infer(_obs(rng)).shape == (10, 2)
+
+
+def test_several_clients_at_once_each_get_their_own_answer(served):
+    import threading
+
+    import numpy as np
+
+    from embodied.deploy.client import PolicyClient
+
+    server, port = served
+    rng = np.random.default_rng(3)
+    observations = [_obs(rng) for _ in range(4)]
+    expected = [server.infer([server.spec.check_request(o)])[0] for o in observations]
+    got: dict[int, list] = {}
+
+    def ask(i):
+        with PolicyClient(port=port, deadline_s=30) as client:
+            got[i] = [client.infer(observations[i]) for _ in range(5)]
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, answers in got.items():
+        assert all(np.allclose(a, expected[i], atol=1e-4) for a in answers)
+    assert len(got) == 4
+
+
+def test_serve_binds_to_localhost_unless_told_otherwise(capsys):
+    from embodied.cli import main
+
+    assert main(["serve", "--policy.path=/nowhere", "--host=0.0.0.0"]) == 2
+    assert "--allow_remote=true" in capsys.readouterr().err
+    assert main(["serve", "--policy.path=/nowhere"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_arm_holds_on_nan_bad_answers_and_a_silent_server(served):
+    import threading
+
+    import numpy as np
+
+    from embodied.deploy.client import PolicyClient
+    from embodied.deploy.safety import ActionGuard, ChunkedRemotePolicy, SafetyError
+    from embodied.serve import PolicyServer, ServeConfig, start_server
+
+    server, port = served
+    spec = server.spec
+    with pytest.raises(SafetyError, match="2 action values; the robot takes 6"):
+        ActionGuard(spec, [f"joint{i}.pos" for i in range(6)])
+    with pytest.raises(SafetyError, match="mean"):
+        ActionGuard(spec, ["x.pos", "y.pos"])
+    guard = ActionGuard(spec, ["action_0", "action_1"], max_delta=10.0)
+    low, high = np.asarray(spec.action_min), np.asarray(spec.action_max)
+    assert np.allclose(guard(high + 100), high)  # clipped to the training range
+    assert np.allclose(guard(low), high - 10)  # at most 10 per tick
+    assert guard(np.array([np.nan, 200.0])) is None and "holding position" in guard.reason
+    assert guard(np.array([np.inf, 200.0])) is None and "finite" in guard.reason
+    assert guard.as_robot_action(np.array([1.0, 2.0])) == {"action_0": 1.0, "action_1": 2.0}
+
+    remote = ChunkedRemotePolicy(
+        PolicyClient(port=port), ActionGuard(spec, ["action_0", "action_1"])
+    )
+    rng = np.random.default_rng(4)
+    actions = [remote(_obs(rng)) for _ in range(spec.n_action_steps + 1)]  # a new chunk after 5
+    assert all(a is not None and a.shape == (2,) for a in actions)
+
+    silent = PolicyServer(server.policy, server.pre, server.post)  # its inference loop never runs
+    free = _free_port()
+    ws = start_server(silent, ServeConfig(port=free))
+    threading.Thread(target=ws.serve_forever, daemon=True).start()
+    stalled = ChunkedRemotePolicy(PolicyClient(port=free, deadline_s=0.2),
+                                  ActionGuard(spec, ["action_0", "action_1"]))  # fmt: skip
+    assert stalled(_obs(rng)) is None
+    assert "no answer within the 0.2 s deadline" in stalled.guard.reason
+    ws.shutdown()

@@ -191,6 +191,9 @@ def load_cache(
     """
     import zarr
 
+    recorded = {tuple(meta.features[k]["shape"][:2]) for k in meta.camera_keys}
+    if frame_size is not None and recorded == {tuple(frame_size)}:
+        frame_size = None  # every camera is recorded at that size: share the one cache
     path = cache_path(meta, cache_dir, frame_size)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,9 @@ class VLAConfig(PreTrainedConfig):
         min_log_std, max_log_std: bounds of the action head's log standard deviation.
         dropout: dropout in the transformer.
         optimizer_lr, optimizer_weight_decay: AdamW settings.
+        action_names: the meaning of each action dimension, from the training data's
+            feature names (e.g. a 6-joint arm's `shoulder_pan.pos`...); a robot's
+            `action_features` are checked against them before the first action.
     """
 
     n_obs_steps: int = 1
@@ -52,6 +55,7 @@ class VLAConfig(PreTrainedConfig):
     dropout: float = 0.0
     optimizer_lr: float = 3e-4
     optimizer_weight_decay: float = 1e-4
+    action_names: list[str] = field(default_factory=list)
     normalization_mapping: dict[str, NormalizationMode] = field(
         default_factory=lambda: {
             "VISUAL": NormalizationMode.IDENTITY,
@@ -63,7 +67,7 @@ class VLAConfig(PreTrainedConfig):
     # set by the framework from the dataset and the command line, not policy settings
     framework_fields: ClassVar[tuple[str, ...]] = (
         "input_features", "output_features", "device", "use_amp", "use_peft", "push_to_hub",
-        "repo_id", "private", "tags", "license", "pretrained_path",
+        "repo_id", "private", "tags", "license", "pretrained_path", "action_names",
     )  # fmt: skip
 
     def __post_init__(self):
