@@ -33,8 +33,10 @@ CAMERAS = {
     "birdview": "birdview",
     "sideview": "sideview",
 }
-STATE_DIM = 8
-ACTION_DIM = 7
+STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_rx", "eef_ry", "eef_rz", "finger_l", "finger_r"]
+ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+STATE_DIM = len(STATE_NAMES)
+ACTION_DIM = len(ACTION_NAMES)
 
 
 @dataclass(frozen=True)

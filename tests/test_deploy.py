@@ -311,3 +311,134 @@ def test_the_arm_holds_on_nan_bad_answers_and_a_silent_server(served):
     assert stalled(_obs(rng)) is None
     assert "no answer within the 0.2 s deadline" in stalled.guard.reason
     ws.shutdown()
+
+
+# --- the simulated arm in LeRobot's robot stack (lerobot_robot_embodied_sim) ---------------
+
+ACT = ["--policy.type=act", "--policy.chunk_size=10", "--policy.n_action_steps=10",
+       "--policy.dim_model=32", "--policy.dim_feedforward=64", "--policy.n_encoder_layers=1",
+       "--policy.latent_dim=8", "--policy.pretrained_backbone_weights=null"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lift_checkpoints(recorded, tmp_path_factory) -> dict[str, Path]:
+    """Our VLA (`train-policy`) and LeRobot's ACT (`lerobot-train`) on our Lift/cubes data."""
+    from embodied.train_policy import TrainPolicyConfig, train_policy
+
+    root, _ = recorded
+    out = tmp_path_factory.mktemp("lift")
+    vla = train_policy(
+        TrainPolicyConfig(
+            dataset=DatasetConfig(root=str(root)),
+            output_dir=str(out / "vla"),
+            policy=dict(POLICY),
+            steps=2,
+            batch_size=4,
+        )  # fmt: skip
+    )
+    _run(
+        [str(BIN / "lerobot-train"), *ACT, "--policy.push_to_hub=false", "--policy.device=cpu",
+         "--dataset.repo_id=local/lift_cubes", f"--dataset.root={root}",
+         "--dataset.video_backend=pyav", "--steps=2", "--batch_size=4", "--save_freq=2",
+         "--num_workers=0", "--wandb.enable=false", f"--output_dir={out / 'act'}"],
+        cwd=out,
+    )  # fmt: skip
+    return {"vla": vla, "act": out / "act/checkpoints/last/pretrained_model"}
+
+
+def _record(checkpoint: Path, out: Path, cameras: str = "[agentview,wrist]"):
+    return subprocess.run(
+        [str(BIN / "lerobot-record"), "--robot.type=embodied_sim", "--robot.task=lift",
+         f"--robot.camera_names={cameras}", "--robot.instruction=lift the red cube",
+         "--robot.episode_steps=4", "--robot.episode_time_s=1.0",
+         f"--robot.outcomes_path={out / 'outcomes.jsonl'}",
+         f"--policy.path={checkpoint}", "--policy.device=cpu",
+         "--dataset.repo_id=local/eval_sim", f"--dataset.root={out / 'data'}",
+         "--dataset.single_task=lift the red cube", "--dataset.fps=20",
+         "--dataset.episode_time_s=1.0", "--dataset.reset_time_s=0", "--dataset.num_episodes=2",
+         "--dataset.push_to_hub=false", "--play_sounds=false"],
+        cwd=out, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("kind", ["vla", "act"])
+def test_lerobot_record_drives_the_simulated_arm(lift_checkpoints, kind, tmp_path):
+    """`lerobot-record --robot.type=embodied_sim --policy.path=...` runs the policy on seeded
+    MuJoCo episodes and writes a LeRobot dataset that LeRobot's own class opens."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    done = _record(lift_checkpoints[kind], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    dataset = LeRobotDataset("local/eval_sim", root=tmp_path / "data", video_backend="pyav")
+    assert dataset.num_episodes == 2 and 8 <= dataset.num_frames <= 40
+    assert dataset.features["observation.state"]["names"][0] == "eef_x"
+    assert dataset[0]["observation.images.wrist"].shape == (3, 64, 64)
+    outcomes = [json.loads(x) for x in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
+    assert [(o["seed"], o["steps"]) for o in outcomes] == [(100_000, 4), (100_001, 4)]
+
+
+@pytest.mark.sim
+def test_a_robot_without_the_checkpoints_cameras_is_refused(lift_checkpoints, tmp_path, served):
+    """Through lerobot-record and through our server: a clear error before any action."""
+    from lerobot_robot_embodied_sim import EmbodiedSim, EmbodiedSimConfig
+
+    from embodied.deploy.client import PolicyClient
+    from embodied.deploy.robot_loop import RemoteDriver
+    from embodied.deploy.safety import SafetyError
+
+    done = _record(lift_checkpoints["vla"], tmp_path, cameras="[agentview]")
+    assert done.returncode != 0
+    assert "lacks ['observation.images.wrist']" in done.stderr
+    assert not (tmp_path / "outcomes.jsonl").exists()  # no episode ran to its end
+    robot = EmbodiedSim(EmbodiedSimConfig(camera_names=["agentview"]))
+    _, port = served  # a PushT policy: reads `observation.image`, 2-D state and actions
+    with PolicyClient(port=port) as client, pytest.raises(SafetyError, match="cameras"):
+        RemoteDriver(robot, client)
+
+
+@pytest.mark.sim
+def test_the_server_drives_the_simulated_arm_as_eval_does(lift_checkpoints, tmp_path):
+    """`embodied serve` + `RemoteDriver` on the simulated arm send exactly the actions the
+    checkpoint gives in-process for the same seeded scene."""
+    import threading
+
+    import numpy as np
+    from lerobot_robot_embodied_sim import EmbodiedSim, EmbodiedSimConfig
+
+    from embodied.acting import PolicyActor
+    from embodied.deploy.client import PolicyClient
+    from embodied.deploy.robot_loop import RemoteDriver
+    from embodied.serve import PolicyServer, ServeConfig, start_server
+    from envs.robosuite_env import make_env
+
+    checkpoint = lift_checkpoints["vla"]
+    server, port = PolicyServer(*load_policy(checkpoint)), _free_port()
+    stop = threading.Event()
+    websocket_server = start_server(server, ServeConfig(port=port))
+    threading.Thread(target=websocket_server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.run_inference, args=(stop,), daemon=True).start()
+    settings = {"instruction": "lift the red cube", "episode_steps": 7,
+                "outcomes_path": str(tmp_path / "outcomes.jsonl")}  # fmt: skip
+    robot = EmbodiedSim(EmbodiedSimConfig(**settings))
+    robot.connect()
+    sent = []
+    with PolicyClient(port=port, deadline_s=30) as client:
+        driver = RemoteDriver(robot, client, instruction="lift the red cube")
+        for _ in range(7):
+            sent.append(list(driver.step().values()))
+    robot.disconnect()
+    stop.set()
+    websocket_server.shutdown()
+
+    env = make_env("lift", horizon=7)
+    obs, _ = env.reset(seed=100_000, options={"task": "lift the red cube"})
+    actor = PolicyActor(*load_policy(checkpoint))
+    expected = []
+    for _ in range(7):
+        action = actor({k: np.asarray(v)[None] if k != "task" else [v] for k, v in obs.items()})
+        expected.append(action[0, 0])
+        obs, *_ = env.step(action[0, 0])
+    assert np.allclose(np.array(sent), np.array(expected), atol=1e-4)
+    outcome = json.loads((tmp_path / "outcomes.jsonl").read_text())
+    assert outcome["seed"] == 100_000 and outcome["steps"] == 7

@@ -22,9 +22,6 @@ from embodied.types import ACTION, DONE, REWARD, STATE, SUCCESS, TASK, image_key
 
 FPS = 20
 
-STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_rx", "eef_ry", "eef_rz", "finger_l", "finger_r"]
-ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
-
 
 @dataclass
 class CollectConfig:
@@ -60,6 +57,8 @@ class CollectConfig:
 
 def dataset_features(cameras: tuple[str, ...], image_size: int) -> dict:
     """LeRobot feature spec of the datasets we record."""
+    from envs.robosuite_env import ACTION_NAMES, STATE_NAMES
+
     features = {
         image_key(c): {
             "dtype": "video",

@@ -105,6 +105,13 @@ class VLAPolicy(PreTrainedPolicy):
     def distribution(self, batch: dict, with_features: bool = False):
         """The action-chunk distribution for a (normalized) batch of observations; with
         `with_features`, also the pooled features (B, dim) a value head can read."""
+        missing = [key for key in self.camera_keys if key not in batch]
+        if missing:
+            given = sorted(k for k in batch if k.startswith("observation.image"))
+            raise ValueError(
+                f"embodied_vla reads cameras {self.camera_keys}; the observation lacks "
+                f"{missing} (it has {given})"
+            )
         images = [_last_frame(batch[key]) for key in self.camera_keys]
         state = batch[STATE]
         state = state[:, -1] if state.dim() == 3 else state
