@@ -442,3 +442,12 @@ def test_the_server_drives_the_simulated_arm_as_eval_does(lift_checkpoints, tmp_
     assert np.allclose(np.array(sent), np.array(expected), atol=1e-4)
     outcome = json.loads((tmp_path / "outcomes.jsonl").read_text())
     assert outcome["seed"] == 100_000 and outcome["steps"] == 7
+
+
+def test_the_arm_side_imports_no_torch_lerobot_or_simulator():
+    """What runs on the robot's computer (client, safety, robot loop) stays light."""
+    code = ("import sys, embodied.deploy.client, embodied.deploy.robot_loop; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'torch', 'lerobot', 'robosuite', 'mujoco', 'ray'}))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
