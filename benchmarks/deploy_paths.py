@@ -1,6 +1,7 @@
 """One checkpoint, three ways to run it, the same seeded episodes: do they agree?
 
-1. `embodied eval` (our evaluator, in-process, batched);
+1. `embodied eval` (our evaluator, in-process; one episode at a time here, since a batch of
+   episodes changes the last bits of the network's arithmetic and so some trajectories);
 2. `lerobot-record --robot.type=embodied_sim --policy.path=...` (LeRobot's own recording
    loop, at the dataset's fps in real time, writing a LeRobot dataset);
 3. `embodied serve` in its own process + `RemoteDriver` driving the `embodied_sim` robot
@@ -55,7 +56,8 @@ def via_eval(args: DeployPathsConfig, out: Path) -> list[dict]:
     subprocess.run(
         [str(BIN / "embodied"), "eval", f"--policy.path={args.policy}",
          f"--env.task={args.task}", f"--eval.n_episodes={args.episodes}",
-         f"--eval.seed={args.seed}", "--eval.videos=0", f"--output_dir={out}"],
+         f"--eval.seed={args.seed}", "--eval.videos=0", "--eval.batch_size=1",
+         f"--output_dir={out}"],
         check=True, capture_output=True,
     )  # fmt: skip
     return _rows(out / "episodes.jsonl", args.task)

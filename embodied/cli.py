@@ -7,6 +7,10 @@ Subcommands are looked up in a table and their modules imported only when run, s
 import importlib
 import sys
 
+# modules of the `full` extra (pip install "embodied[full]"); the base install serves and
+# deploys checkpoints without them
+FULL_INSTALL_MODULES = ("robosuite", "mujoco", "ray", "matplotlib", "fast_simplification")
+
 # name -> (module, function, config class, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "experts": (
@@ -103,6 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"embodied: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    try:
+        return _run(name, rest)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
+            raise
+        print(
+            f"embodied {name}: needs {err.name!r}, part of the full install: "
+            "pip install 'embodied[full]'",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _run(name: str, rest: list[str]) -> int:
     module_name, function_name, config_name, _ = COMMANDS[name]
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_name)
@@ -121,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"embodied {name}: {err}", file=sys.stderr)
         return 2
-    from embodied.policy_io import CheckpointError
+    from embodied.types import UserInputError
 
     try:
         getattr(module, function_name)(config)
-    except (ConfigError, CheckpointError) as err:  # the user's input, found once work began
+    except UserInputError as err:  # the user's input, found once work began
         print(f"embodied {name}: {err}", file=sys.stderr)
         return 2
     return 0

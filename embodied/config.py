@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from embodied.types import UserInputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A config file or flag that does not fit the config's schema."""
 
 

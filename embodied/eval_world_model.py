@@ -37,7 +37,7 @@ import numpy as np
 
 from embodied.data.source import DatasetConfig
 from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
-from embodied.types import ACTION, SUCCESS
+from embodied.types import ACTION, SUCCESS, UserInputError
 
 
 @dataclass
@@ -114,7 +114,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
         & (np.arange(len(frame)) + config.open_loop_steps * c.frame_stride < ends)
     )
     if len(rows) == 0:
-        raise ValueError("no held-out window: record more episodes or lower --open_loop_steps")
+        raise UserInputError("no held-out window: record more episodes or lower --open_loop_steps")
     torch.manual_seed(config.seed)
     curves = _open_loop(model, dataset, rows, config)
     out = Path(config.output_dir or Path(config.world_model.path).parent)

@@ -12,6 +12,7 @@ from pathlib import Path
 from embodied.mujoco_eval import EnvSettings, EvalSettings, evaluate_policy
 from embodied.ray_utils import RaySettings
 from embodied.refs import PolicyRef
+from embodied.types import UserInputError
 
 
 @dataclass
@@ -34,7 +35,7 @@ class EvalConfig:
 
 def evaluate(config: EvalConfig) -> dict:
     if not config.output_dir:
-        raise ValueError("eval needs --output_dir=DIR")
+        raise UserInputError("eval needs --output_dir=DIR")
     summary = evaluate_policy(
         config.policy.path, config.env, config.eval, Path(config.output_dir), config.ray
     )

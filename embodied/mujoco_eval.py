@@ -19,7 +19,7 @@ import numpy as np
 from embodied.ray_utils import RaySettings
 from embodied.rollouts import Callback, Step
 from embodied.stats import success_summary
-from embodied.types import IMAGE_PREFIX
+from embodied.types import IMAGE_PREFIX, UserInputError
 
 
 @dataclass
@@ -78,9 +78,9 @@ def set_n_action_steps(config: Any, n: int) -> None:
     """Re-plan every `n` steps; the policy's queues take the new length at `reset()`."""
     longest = getattr(config, "chunk_size", None) or config.horizon - config.n_obs_steps + 1
     if not 1 <= n <= longest:
-        raise ValueError(f"--eval.n_action_steps={n}: the policy predicts {longest} actions")
+        raise UserInputError(f"--eval.n_action_steps={n}: the policy predicts {longest} actions")
     if getattr(config, "temporal_ensemble_coeff", None) is not None and n != 1:
-        raise ValueError("--eval.n_action_steps must be 1 for ACT with temporal ensembling")
+        raise UserInputError("--eval.n_action_steps must be 1 for ACT with temporal ensembling")
     config.n_action_steps = n
 
 
@@ -124,7 +124,7 @@ class EpisodeRunner:
         if (task, size) not in self.envs:
             action_dim = self.policy.config.action_feature.shape[0]
             if action_dim != ACTION_DIM:
-                raise ValueError(
+                raise UserInputError(
                     f"the policy outputs {action_dim}-D actions; task {task} takes {ACTION_DIM}"
                 )
             cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in self.keys)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from embodied.data.source import require_features
-from embodied.types import ACTION, IMAGE_PREFIX, STATE
+from embodied.types import ACTION, IMAGE_PREFIX, STATE, UserInputError
 
 REQUIRED_FILES = (
     "config.json",
@@ -25,7 +25,7 @@ REQUIRED_FILES = (
 OFFLINE_DEFAULTS = {"act": {"pretrained_backbone_weights": None}}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserInputError):
     """A checkpoint folder that is incomplete or holds another kind of policy."""
 
 
@@ -68,7 +68,7 @@ def policy_config_for(meta: Any, settings: Any, cameras: tuple[str, ...] = ()) -
         k for k, f in features.items() if f.type is FeatureType.VISUAL
     ]
     if not image_keys:
-        raise ValueError(f"dataset {meta.repo_id} has no camera; the policy needs at least one")
+        raise UserInputError(f"dataset {meta.repo_id} has no camera; the policy needs at least one")
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     for name, offline in OFFLINE_DEFAULTS.get(policy_type, {}).items():
         if getattr(config, name) == defaults[name]:  # left at a default that downloads

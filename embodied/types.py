@@ -5,6 +5,12 @@ dataset from elsewhere trains here unchanged. This module imports nothing heavy:
 `policies/` and `world_models/` may all depend on it.
 """
 
+
+class UserInputError(ValueError):
+    """Input a user gave (a flag, a name, a file) that cannot work. The command line prints
+    its message as one line, without a traceback; the message names what and where."""
+
+
 IMAGE_PREFIX = "observation.images."
 STATE = "observation.state"
 ACTION = "action"

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from embodied.types import UserInputError
+
 Judge = Callable[[Any, str], bool]
 
 LIFT_MARGIN = 0.02  # an object counts as lifted once its bottom is this far above the table
@@ -84,17 +86,25 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
+class UnknownTaskError(UserInputError, KeyError):
+    """A task name we do not have (a KeyError too, for lookups that expect one)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def get_task(name: str) -> TaskSpec:
     """Look a task up by name, with an error that lists the known ones."""
     try:
         return TASKS[name]
     except KeyError:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+        known = ", ".join(sorted(TASKS))
+        raise UnknownTaskError(f"unknown task {name!r}; known tasks: {known}") from None
 
 
 def check_instruction(spec: TaskSpec, instruction: str) -> str:
     if instruction not in spec.instructions:
-        raise ValueError(
+        raise UserInputError(
             f"task {spec.name!r} does not understand the instruction {instruction!r}; "
             f"it knows: {list(spec.instructions)}"
         )

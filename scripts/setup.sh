@@ -24,4 +24,4 @@ if ! command -v uv >/dev/null 2>&1 || [ "$(uv --version | cut -d' ' -f2)" != "$U
 fi
 
 # --frozen: install exactly uv.lock, never re-resolve on a user's machine.
-uv sync --frozen --quiet
+uv sync --frozen --quiet --extra full  # the whole framework; the base install is the slim robot-side one

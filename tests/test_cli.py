@@ -2,8 +2,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from embodied.cli import COMMANDS, main
 
 
@@ -30,9 +28,14 @@ def test_unknown_command_and_bad_flags_exit_2(capsys):
     assert "unknown key(s) ['episodez']" in capsys.readouterr().err
 
 
-def test_unknown_task_fails_before_any_work(tmp_path):
-    with pytest.raises(KeyError, match="unknown task 'juggle'"):
-        main(["collect", "--task", "lift,juggle", "--episodes", "1", "--root", str(tmp_path / "d")])
+def test_unknown_task_fails_before_any_work_in_one_line(tmp_path, capsys):
+    args = ["--task", "lift,juggle", "--episodes", "1", "--root", str(tmp_path / "d")]
+    assert main(["collect", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "embodied collect: unknown task 'juggle'; known tasks: door, lang_cubes, lift, "
+        "pick_place_can, stack"
+    ]
     assert not any(tmp_path.iterdir())
 
 

@@ -5,6 +5,7 @@ The checkpoints are trained on LeRobot's PushT data (../shared) and judged by Le
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ WORLD_MODEL = {"channels": (8, 8, 8), "latent_channels": 4, "dynamics_width": 8,
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}  # headless (ALOHA)
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, f"{args[0]} failed:\n{done.stderr[-3000:]}"
     return done
 
@@ -80,13 +82,34 @@ def pusht_checkpoints(lerobot_fixture, tmp_path_factory) -> dict[str, Path]:
     return {"train-policy": policy, "finetune": finetuned, "lerobot-train": lerobot_trained}
 
 
-@pytest.mark.parametrize("origin", ["train-policy", "finetune", "lerobot-train"])
-def test_lerobot_eval_runs_our_checkpoints_on_pusht(pusht_checkpoints, origin, tmp_path):
-    checkpoint = pusht_checkpoints[origin]
+@pytest.fixture(scope="module")
+def aloha_checkpoint(lerobot_fixture, tmp_path_factory) -> Path:
+    """A tiny VLA on LeRobot's ALOHA data: one 480x640 camera, 14-D state and actions."""
+    from embodied.train_policy import TrainPolicyConfig, train_policy
+
+    root = lerobot_fixture("aloha_sim_fixture")
+    return train_policy(
+        TrainPolicyConfig(dataset=DatasetConfig(root=str(root)), policy=dict(POLICY), steps=2,
+                          output_dir=str(tmp_path_factory.mktemp("aloha")), batch_size=4)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "origin, env",
+    [("train-policy", "pusht"), ("finetune", "pusht"), ("lerobot-train", "pusht"),
+     ("train-policy", "aloha")],
+)  # fmt: skip
+def test_lerobot_eval_runs_our_checkpoints(request, origin, env, tmp_path):
+    if env == "aloha":
+        checkpoint = request.getfixturevalue("aloha_checkpoint")
+        env_flags = ["--env.type=aloha", "--env.task=AlohaInsertion-v0"]
+    else:
+        checkpoint = request.getfixturevalue("pusht_checkpoints")[origin]
+        env_flags = ["--env.type=pusht"]
     _run(
         [str(BIN / "lerobot-eval"), f"--policy.path={checkpoint}", "--policy.device=cpu",
-         "--env.type=pusht", "--env.episode_length=8", "--eval.n_episodes=2",
-         "--eval.batch_size=2", f"--output_dir={tmp_path / 'eval'}"],
+         *env_flags, "--env.episode_length=8", "--eval.n_episodes=2", "--eval.batch_size=2",
+         f"--output_dir={tmp_path / 'eval'}"],
         cwd=tmp_path,
     )  # fmt: skip
     info = json.loads((tmp_path / "eval/eval_info.json").read_text())
@@ -107,6 +130,12 @@ def test_cameras_of_any_size_are_resized_to_the_models_resolution(pusht_checkpoi
         chunks.append(policy.predict_action_chunk(batch))
     assert torch.allclose(chunks[0], chunks[1], atol=1e-2)  # resampling differs at edges
     assert torch.allclose(chunks[0], chunks[2], atol=1e-2)
+    frame = torch.rand(1, 64, 64, 3).permute(0, 3, 1, 2)  # channels-last, as ours are built
+    state = {"observation.state": torch.zeros(1, 2), "task": [""]}
+    assert torch.equal(  # LeRobot's tools hand over contiguous frames: the same arithmetic
+        policy.predict_action_chunk(pre({"observation.image": frame, **state})),
+        policy.predict_action_chunk(pre({"observation.image": frame.contiguous(), **state})),
+    )
     with pytest.raises(ValueError, match="expected float images in"):
         pre({"observation.image": torch.zeros(3, 96, 96, dtype=torch.uint8),
              "observation.state": torch.zeros(2), "task": ""})  # fmt: skip
@@ -451,3 +480,49 @@ def test_the_arm_side_imports_no_torch_lerobot_or_simulator():
             "{'torch', 'lerobot', 'robosuite', 'mujoco', 'ray'}))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_slim_install_runs_a_checkpoint_without_simulators_or_ray(pusht_checkpoints, tmp_path):
+    """`pip install embodied` (no extras) in a clean virtual environment, from the locked
+    versions: torch, lerobot and the VLA load and act through LeRobot's plugin registry and
+    `embodied serve`'s server; robosuite, mujoco and ray are absent, and a command that needs
+    them says which install it needs."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    uv = shutil.which("uv")
+    assert uv, "uv is installed by scripts/setup.sh"
+    venv = tmp_path / "venv"
+    python = venv / "bin/python"
+    requirements = tmp_path / "requirements.txt"
+    _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=repo)
+    _run([uv, "export", "--frozen", "--no-hashes", "--no-dev", "--no-emit-project",
+          "--quiet", "-o", str(requirements)], cwd=repo)  # fmt: skip
+    _run([uv, "pip", "install", "--quiet", "--python", str(python), "-r", str(requirements)],
+         cwd=repo)  # fmt: skip
+    _run([uv, "pip", "install", "--quiet", "--python", str(python), "--no-deps", str(repo)],
+         cwd=tmp_path)  # fmt: skip
+    code = f"""
+import importlib.util, numpy as np
+absent = [m for m in ("robosuite", "mujoco", "ray") if importlib.util.find_spec(m)]
+assert not absent, absent
+from lerobot.utils.import_utils import register_third_party_plugins
+from lerobot.policies.factory import get_policy_class
+register_third_party_plugins()
+assert get_policy_class("embodied_vla").__name__ == "VLAPolicy"
+from embodied.policy_io import load_policy
+from embodied.serve import PolicyServer
+server = PolicyServer(*load_policy({str(pusht_checkpoints["train-policy"])!r}))
+obs = {{"observation.image": np.zeros((96, 96, 3), np.uint8),
+        "observation.state": np.zeros(2, np.float32), "task": ""}}
+print(server.infer([server.spec.check_request(obs)]).shape)
+"""
+    done = _run([str(python), "-c", code], cwd=tmp_path)
+    assert done.stdout.strip().endswith("(1, 10, 2)")
+    collect = [str(venv / "bin/embodied"), "collect", "--task=lift", f"--root={tmp_path / 'd'}"]
+    refused = subprocess.run(collect,
+                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2
+    assert "needs 'robosuite', part of the full install: pip install 'embodied[full]'" in (
+        refused.stderr
+    )

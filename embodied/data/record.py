@@ -18,7 +18,16 @@ from tqdm import tqdm
 from embodied.data.source import EPISODES_SIDECAR, INCOMPLETE_MARKER
 from embodied.rollouts import Callback, Step
 from embodied.seeds import episode_seed
-from embodied.types import ACTION, DONE, REWARD, STATE, SUCCESS, TASK, image_key
+from embodied.types import (
+    ACTION,
+    DONE,
+    REWARD,
+    STATE,
+    SUCCESS,
+    TASK,
+    UserInputError,
+    image_key,
+)
 
 FPS = 20
 
@@ -81,13 +90,13 @@ def _check(config: CollectConfig) -> list:
     specs = parse_tasks(config.task)
     check_cameras(config.cameras)
     if not config.root:
-        raise ValueError("collect needs --root=DIR, the dataset folder to create")
+        raise UserInputError("collect needs --root=DIR, the dataset folder to create")
     if Path(config.root).exists():
         raise FileExistsError(f"{config.root} already exists; choose a new --root or remove it")
     if config.episodes < 1:
-        raise ValueError(f"--episodes must be at least 1, got {config.episodes}")
+        raise UserInputError(f"--episodes must be at least 1, got {config.episodes}")
     if not 0.0 <= config.failure_rate <= 1.0:
-        raise ValueError(f"--failure_rate must be in [0, 1], got {config.failure_rate}")
+        raise UserInputError(f"--failure_rate must be in [0, 1], got {config.failure_rate}")
     return specs
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embodied.types import ACTION, IMAGE_PREFIX
+from embodied.types import ACTION, IMAGE_PREFIX, UserInputError
 
 INCOMPLETE_MARKER = "INCOMPLETE"  # in a dataset folder still being written (or abandoned)
 EPISODES_SIDECAR = "meta/embodied_episodes.jsonl"  # seed, instruction, start state per episode
 
 
-class DatasetError(ValueError):
+class DatasetError(UserInputError):
     """A dataset that is missing, unfinished, or does not fit what a stage needs."""
 
 

@@ -8,6 +8,7 @@ from embodied.ray_utils import RaySettings
 from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
 from embodied.rl.refresh import RefreshSettings
 from embodied.rl.rollout_worker import RL_ENVS
+from embodied.types import UserInputError
 
 
 @dataclass
@@ -120,26 +121,26 @@ def check_compatible(policy_config: Any, world_model_config: Any, reward_model_c
     wm_keys = set(world_model_config.image_keys)
     missing = sorted(set(policy_config.image_features) - wm_keys)
     if missing:
-        raise ValueError(
+        raise UserInputError(
             f"the policy reads cameras {missing} the world model does not predict "
             f"({sorted(wm_keys)})"
         )
     for key, feature in policy_config.image_features.items():
         size = world_model_config.image_size
         if tuple(feature.shape) != (3, size, size):
-            raise ValueError(
+            raise UserInputError(
                 f"the policy takes {key} as {tuple(feature.shape)}; "
                 f"the world model predicts (3, {size}, {size})"
             )
     if policy_config.action_feature.shape[0] != world_model_config.action_dim:
-        raise ValueError(
+        raise UserInputError(
             f"the policy outputs {policy_config.action_feature.shape[0]}-D actions; "
             f"the world model takes {world_model_config.action_dim}-D"
         )
     if policy_config.robot_state_feature.shape[0] != world_model_config.state_dim:
-        raise ValueError("the policy's state size differs from the world model's")
+        raise UserInputError("the policy's state size differs from the world model's")
     if not world_model_config.success_head and reward_model_config is None:
-        raise ValueError("the world model has no success head: it cannot reward the policy "
+        raise UserInputError("the world model has no success head: it cannot reward the policy "
                          "(give a --reward_model.path)")  # fmt: skip
     if reward_model_config is not None:
         from world_models.env import check_reward_model

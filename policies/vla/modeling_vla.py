@@ -58,6 +58,10 @@ class VLANet(nn.Module):
         """-> mean and log std of the chunk (B, H, A), and pooled features (B, dim) that
         RL's value heads read."""
         batch = state.shape[0]
+        # One memory layout whoever built the batch: frames permuted from HWC arrays are
+        # channels-last, LeRobot's tools hand over contiguous CHW, and the convolutions pick
+        # different kernels (last-bit differences that turn some contact-rich episodes).
+        images = [img.contiguous() for img in images]
         parts = [self.vision(img) + self.camera[i] for i, img in enumerate(images)]
         text, text_pad = self.text(texts)
         parts += [text, self.state(state)[:, None]]
