@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from embodied.data.source import require_features
-from embodied.types import ACTION, IMAGE_PREFIX, STATE, UserInputError
+from embodied.types import ACTION, IMAGE_PREFIX, STATE, UserInputError, feature_names
 
 REQUIRED_FILES = (
     "config.json",
@@ -79,15 +79,6 @@ def policy_config_for(meta: Any, settings: Any, cameras: tuple[str, ...] = ()) -
         config.action_names = feature_names(meta.features[ACTION])
     config.validate_features()
     return config
-
-
-def feature_names(feature: dict) -> list[str]:
-    """A dataset feature's per-dimension names as a flat list (LeRobot writes a list, or a
-    dict such as {"motors": [...]}); empty when the dataset names none."""
-    names = feature.get("names") or []
-    if isinstance(names, dict):
-        names = [n for group in names.values() for n in (group or [])]
-    return [str(n) for n in names]
 
 
 def check_checkpoint(path: Path, policy_type: str | None = None) -> dict:

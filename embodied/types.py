@@ -21,6 +21,15 @@ SUCCESS = "next.success"
 PAD_SUFFIX = "_is_pad"
 
 
+def feature_names(feature: dict) -> list[str]:
+    """A dataset feature's per-dimension names as a flat list (LeRobot writes a list, or a
+    dict such as {"motors": [...]}); empty when the dataset names none."""
+    names = feature.get("names") or []
+    if isinstance(names, dict):
+        names = [n for group in names.values() for n in (group or [])]
+    return [str(n) for n in names]
+
+
 def image_key(camera: str) -> str:
     """`observation.images.<camera>`: uint8 HWC in envs and on disk, float CHW in batches."""
     return IMAGE_PREFIX + camera

@@ -376,6 +376,7 @@ def lift_checkpoints(recorded, tmp_path_factory) -> dict[str, Path]:
 
 
 def _record(checkpoint: Path, out: Path, cameras: str = "[agentview,wrist]"):
+    out.mkdir(exist_ok=True)
     return subprocess.run(
         [str(BIN / "lerobot-record"), "--robot.type=embodied_sim", "--robot.task=lift",
          f"--robot.camera_names={cameras}", "--robot.instruction=lift the red cube",
@@ -408,8 +409,11 @@ def test_lerobot_record_drives_the_simulated_arm(lift_checkpoints, kind, tmp_pat
 
 
 @pytest.mark.sim
-def test_a_robot_without_the_checkpoints_cameras_is_refused(lift_checkpoints, tmp_path, served):
-    """Through lerobot-record and through our server: a clear error before any action."""
+def test_a_robot_that_does_not_fit_the_checkpoint_is_refused(
+    lift_checkpoints, pusht_checkpoints, tmp_path, served
+):
+    """Missing cameras, or actions of another meaning (a PushT policy on the arm): through
+    lerobot-record and through our server, a clear error before any action."""
     from lerobot_robot_embodied_sim import EmbodiedSim, EmbodiedSimConfig
 
     from embodied.deploy.client import PolicyClient
@@ -420,6 +424,9 @@ def test_a_robot_without_the_checkpoints_cameras_is_refused(lift_checkpoints, tm
     assert done.returncode != 0
     assert "lacks ['observation.images.wrist']" in done.stderr
     assert not (tmp_path / "outcomes.jsonl").exists()  # no episode ran to its end
+    for origin in ["train-policy", "lerobot-train"]:  # both record what their actions mean
+        done = _record(pusht_checkpoints[origin], tmp_path / origin)
+        assert "actions are ['action_0', 'action_1']; the robot or dataset" in done.stderr
     robot = EmbodiedSim(EmbodiedSimConfig(camera_names=["agentview"]))
     _, port = served  # a PushT policy: reads `observation.image`, 2-D state and actions
     with PolicyClient(port=port) as client, pytest.raises(SafetyError, match="cameras"):

@@ -13,7 +13,7 @@ import torch
 from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor, nn
 
-from embodied.types import ACTION, PAD_SUFFIX, STATE, TASK
+from embodied.types import ACTION, PAD_SUFFIX, STATE, TASK, feature_names
 from policies.action_head import ChunkGaussian
 from policies.encoders import make_text, make_vision
 from policies.vla.configuration_vla import POLICY_TYPE, VLAConfig
@@ -87,9 +87,15 @@ class VLAPolicy(PreTrainedPolicy):
     config_class = VLAConfig
     name = POLICY_TYPE
 
-    def __init__(self, config: VLAConfig, **kwargs):
+    def __init__(self, config: VLAConfig, dataset_meta=None, **kwargs):
+        """`dataset_meta`: the LeRobot dataset LeRobot's tools build the policy for
+        (lerobot-train's data, lerobot-record's robot): its action names are recorded in a
+        fresh config, and must equal a trained one's, so that a policy never drives motors
+        whose order or meaning differs from those it learned."""
         super().__init__(config)
         config.validate_features()
+        if dataset_meta is not None:
+            _match_action_names(config, feature_names(dataset_meta.features.get(ACTION, {})))
         self.camera_keys = sorted(config.image_features)
         self.model = VLANet(
             config,
@@ -162,6 +168,16 @@ class VLAPolicy(PreTrainedPolicy):
             chunk = dist.mode if temperature is None else dist.sample(temperature, generator)
             self._queue.extend(chunk[:, : self.config.n_action_steps].transpose(0, 1))
         return self._queue.popleft()
+
+
+def _match_action_names(config: VLAConfig, names: list[str]) -> None:
+    if not config.action_names:
+        config.action_names = names  # a fresh policy (lerobot-train): record what they mean
+    elif names and names != config.action_names:
+        raise ValueError(
+            f"this embodied_vla checkpoint's actions are {config.action_names}; the robot or "
+            f"dataset it is asked to drive takes {names}"
+        )
 
 
 def _last_frame(image: Tensor) -> Tensor:
