@@ -533,3 +533,41 @@ print(server.infer([server.spec.check_request(obs)]).shape)
     assert "needs 'robosuite', part of the full install: pip install 'embodied[full]'" in (
         refused.stderr
     )
+
+
+# --- our tasks in LeRobot's own evaluator (envs.lerobot_eval) -------------------------------
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("kind", ["vla", "act"])
+def test_lerobot_eval_judges_policies_on_our_tasks(lift_checkpoints, kind, tmp_path):
+    """`lerobot-eval --env.discover_packages_path=envs.lerobot_eval --env.type=embodied`:
+    LeRobot's tool runs ours and LeRobot's policies on our Lift, with our seeds."""
+    _run(
+        [str(BIN / "lerobot-eval"), "--env.discover_packages_path=envs.lerobot_eval",
+         "--env.type=embodied", "--env.task=lift", "--env.episode_length=6",
+         f"--policy.path={lift_checkpoints[kind]}", "--policy.device=cpu",
+         "--eval.n_episodes=2", "--eval.batch_size=2", "--seed=100000",
+         f"--output_dir={tmp_path / 'eval'}"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    info = json.loads((tmp_path / "eval/eval_info.json").read_text())
+    assert info["overall"]["n_episodes"] == 2
+
+
+def test_the_lerobot_eval_env_speaks_lerobot_evals_layout():
+    import gymnasium as gym
+    import numpy as np
+
+    import envs.lerobot_eval  # noqa: F401  (registers embodied/<task>-v0)
+
+    env = gym.make("embodied/lang_cubes-v0", cameras=["agentview"], horizon=3)
+    assert env.unwrapped is env  # nothing wraps it, so lerobot-eval sees task_description
+    obs, _ = env.reset(seed=100_001)
+    assert set(obs) == {"pixels", "agent_pos"} and obs["pixels"]["agentview"].shape == (64, 64, 3)
+    assert env.task_description in ("lift the red cube", "lift the green cube")
+    for _ in range(3):
+        obs, _, terminated, truncated, info = env.step(np.zeros(7, np.float32))
+    assert truncated and not terminated and info["is_success"] is False
+    assert env._max_episode_steps == 3
+    env.close()
