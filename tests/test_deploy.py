@@ -12,14 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import POLICY, train_tiny
 
 from embodied.data.source import DatasetConfig
 from embodied.policy_io import load_policy
 
 BIN = Path(sys.executable).parent
-POLICY = {"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2}
-WORLD_MODEL = {"channels": (8, 8, 8), "latent_channels": 4, "dynamics_width": 8,
-               "dynamics_blocks": 1, "text_dim": 8, "train_horizon": 2}  # fmt: skip
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -36,26 +34,11 @@ def pusht_checkpoints(lerobot_fixture, tmp_path_factory) -> dict[str, Path]:
     from embodied.ray_utils import RaySettings
     from embodied.refs import PolicyRef, WorldModelRef
     from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
-    from embodied.train_policy import TrainPolicyConfig, train_policy
-    from embodied.train_world_model import TrainWorldModelConfig, train_world_model
 
     root = lerobot_fixture("pusht_fixture")
     out = tmp_path_factory.mktemp("pusht")
     data = DatasetConfig(root=str(root))
-    policy = train_policy(
-        TrainPolicyConfig(
-            dataset=data, output_dir=str(out / "policy"), policy=dict(POLICY), steps=2, batch_size=4
-        )  # fmt: skip
-    )
-    world_model = train_world_model(
-        TrainWorldModelConfig(
-            dataset=data,
-            output_dir=str(out / "wm"),
-            world_model=dict(WORLD_MODEL),
-            steps=2,
-            batch_size=2,
-        )  # fmt: skip
-    )
+    policy, world_model = train_tiny(data, out)
     finetuned = finetune(
         FinetuneConfig(
             iterations=1,

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from tiny import POLICY, WORLD_MODEL
 
 from embodied.data.record import CollectConfig
 from embodied.eval_world_model import EvalWorldModelConfig
@@ -15,10 +16,6 @@ from embodied.train_reward_model import TrainRewardModelConfig
 from embodied.train_world_model import TrainWorldModelConfig
 
 pytestmark = pytest.mark.sim
-
-POLICY = {"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2}
-WORLD_MODEL = {"channels": (8, 8, 8), "latent_channels": 4, "dynamics_width": 8,
-               "dynamics_blocks": 1, "text_dim": 8, "train_horizon": 2}  # fmt: skip
 
 
 def _config(tmp_path) -> PipelineConfig:

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from tiny import WORLD_MODEL, train_tiny
 
 from embodied.config import ConfigError
 from embodied.data.source import DatasetConfig
@@ -12,10 +13,6 @@ from embodied.ray_utils import RaySettings
 from embodied.refs import PolicyRef, WorldModelRef
 from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
 from embodied.rl.losses import clipped_surrogate, gae, group_advantages
-
-POLICY = {"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2}
-WORLD_MODEL = {"channels": (8, 8, 8), "latent_channels": 4, "dynamics_width": 8,
-               "dynamics_blocks": 1, "text_dim": 8, "train_horizon": 2}  # fmt: skip
 
 
 def test_group_advantages_by_hand():
@@ -57,26 +54,9 @@ def test_gae_by_hand():
 
 @pytest.fixture(scope="module")
 def checkpoints(recorded, tmp_path_factory):
-    from embodied.train_policy import TrainPolicyConfig, train_policy
-    from embodied.train_world_model import TrainWorldModelConfig, train_world_model
-
     root, _ = recorded
-    out = tmp_path_factory.mktemp("rl")
     data = DatasetConfig(root=str(root))
-    policy = train_policy(
-        TrainPolicyConfig(
-            dataset=data, output_dir=str(out / "policy"), policy=dict(POLICY), steps=2, batch_size=4
-        )  # fmt: skip
-    )
-    world_model = train_world_model(
-        TrainWorldModelConfig(
-            dataset=data,
-            output_dir=str(out / "wm"),
-            world_model=dict(WORLD_MODEL),
-            steps=2,
-            batch_size=2,
-        )  # fmt: skip
-    )
+    policy, world_model = train_tiny(data, tmp_path_factory.mktemp("rl"))
     return policy, world_model, data
 
 
