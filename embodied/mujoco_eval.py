@@ -156,7 +156,7 @@ class EpisodeRunner:
 def run_episodes(checkpoint: str, batches: list[list[dict]], n_action_steps: int,
                  ray: RaySettings):  # fmt: skip
     """Yield (row, frames) per episode, from this process or from Ray actors."""
-    if ray.num_workers <= 1:
+    if not ray.on_cluster:
         runner = EpisodeRunner(checkpoint, n_action_steps)
         for batch in batches:
             yield from runner.run(batch)

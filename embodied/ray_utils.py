@@ -2,16 +2,35 @@
 
 from dataclasses import dataclass
 
+from embodied.types import UserInputError
+
+
+class ClusterUnreachable(UserInputError, ConnectionError):
+    """The Ray cluster a `--ray.address` names does not answer."""
+
 
 @dataclass
 class RaySettings:
     """Attributes:
-    num_workers: Ray workers to spread the work over (0 or 1: run in this process).
-    address: an existing cluster ("HOST:PORT" or "auto"); empty starts a local one.
+    num_workers: Ray workers to spread the work over (0 or 1: run in this process, unless
+        an address is given).
+    address: an existing cluster ("HOST:PORT" or "auto"); empty starts a local one. Never
+        ignored: with an address the work runs on that cluster (one worker at least), or
+        the command stops with the reason it cannot reach it.
     """
 
     num_workers: int = 0
     address: str = ""
+
+    @property
+    def on_cluster(self) -> bool:
+        """The work goes to Ray: several workers, or a cluster named by its address."""
+        return self.num_workers > 1 or bool(self.address)
+
+    @property
+    def workers(self) -> int:
+        """How many Ray workers (actors, or Ray Train workers) the work gets."""
+        return max(1, self.num_workers)
 
 
 def connect(address: str = "", num_cpus: int | None = None) -> None:
@@ -28,7 +47,7 @@ def connect(address: str = "", num_cpus: int | None = None) -> None:
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ConnectionError(f"cannot reach the Ray cluster at {address!r}: {err}") from None
+        raise ClusterUnreachable(f"cannot reach the Ray cluster at {address!r}: {err}") from None
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -40,7 +59,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         with socket.create_connection((host, int(port)), timeout=timeout_s):
             pass
     except (OSError, ValueError) as err:
-        raise ConnectionError(f"cannot reach the Ray cluster at {address!r}: {err}") from None
+        raise ClusterUnreachable(f"cannot reach the Ray cluster at {address!r}: {err}") from None
 
 
 # what every actor's process needs: MuJoCo renders headless through EGL, and one math
@@ -54,8 +73,8 @@ def actors(cls: type, settings: RaySettings, *args, restarts: int = -1) -> list:
     actor is restarted and its task retried, up to `restarts` times (-1: always)."""
     import ray
 
-    connect(settings.address, num_cpus=settings.num_workers)
+    connect(settings.address, num_cpus=settings.workers)
     remote = ray.remote(num_cpus=1)(cls).options(
         max_restarts=restarts, max_task_retries=restarts, runtime_env={"env_vars": ACTOR_ENV}
     )
-    return [remote.remote(*args) for _ in range(settings.num_workers)]
+    return [remote.remote(*args) for _ in range(settings.workers)]

@@ -110,19 +110,19 @@ def train(config: TrainConfig, build: Build, name: str) -> Path:
     """
     if not config.output_dir:
         raise ConfigError(f"{name} needs --output_dir=DIR")
-    if config.ray.num_workers <= 1:
+    if not config.ray.on_cluster:
         return _loop(config, build, name)
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from embodied.ray_utils import connect
 
-    connect(config.ray.address, num_cpus=config.ray.num_workers)
+    connect(config.ray.address, num_cpus=config.ray.workers)
     out = Path(config.output_dir).resolve()
     trainer = TorchTrainer(
         lambda: _loop(config, build, name, distributed=True),
         scaling_config=ScalingConfig(
-            num_workers=config.ray.num_workers, use_gpu=config.device.startswith("cuda")
+            num_workers=config.ray.workers, use_gpu=config.device.startswith("cuda")
         ),
         run_config=RunConfig(storage_path=str(out / "ray"), name=name),
     )

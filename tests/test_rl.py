@@ -271,3 +271,25 @@ def test_rl_in_mujoco_shares_the_tasks_out_among_the_starts(checkpoints):
         assert all(s >= FIRST_START_SEED for s in seeds)  # never an evaluation seed
         assert all(t in s.instructions for s, t in zip(specs, texts, strict=True))
     assert worker.starts(3) == worker.starts(3)
+
+
+def test_a_ray_address_is_never_ignored(checkpoints, tmp_path, capsys):
+    """Given an address and no worker count, finetune goes to that cluster (here: stops,
+    since nothing listens) instead of quietly running in this process; the CLI says why in
+    one line."""
+    from embodied.cli import main
+
+    config = _config(checkpoints, tmp_path, ray=RaySettings(address="127.0.0.1:1"))
+    with pytest.raises(ConnectionError, match="cannot reach the Ray cluster at '127.0.0.1:1'"):
+        finetune(config)
+    policy, world_model, data = checkpoints
+    args = [f"--policy.path={policy}", f"--world_model.path={world_model}",
+            f"--dataset.root={data.root}", f"--output_dir={tmp_path / 'cli'}",
+            "--ray.address=127.0.0.1:1"]  # fmt: skip
+    assert main(["finetune", *args]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith("embodied finetune: cannot reach the Ray cluster at '127.0.0.1:1'")
+    )

@@ -13,7 +13,7 @@ from embodied.rl.refresh import real_episodes
 
 def mujoco_episodes_per_iteration(config) -> int:
     """The MuJoCo episodes one iteration of RL in MuJoCo runs: workers x starts x G."""
-    return max(1, config.ray.num_workers) * config.algo.starts * config.algo.group_size
+    return config.ray.workers * config.algo.starts * config.algo.group_size
 
 
 class RealBudget:

@@ -165,8 +165,8 @@ class Workers:
     def __init__(self, spec: WorkerSpec, ray: Any):
         from embodied.ray_utils import actors
 
-        self.count = max(1, ray.num_workers)
-        self.local = make_worker(spec) if ray.num_workers <= 0 else None
+        self.count = ray.workers
+        self.local = make_worker(spec) if ray.num_workers <= 0 and not ray.address else None
         self.actors = [] if self.local else actors(WorkerActor, ray, spec)
 
     def sample(self, weights: dict[str, np.ndarray], seeds: list[int], models: Models) -> list:
