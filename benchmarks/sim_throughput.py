@@ -1,7 +1,9 @@
 """Simulator steps per second with camera observations, on one core.
 
 Ours (no shadow map, no multisampling, no reflections) against robosuite's default visual
-settings, for every task. Run: .venv/bin/python -m benchmarks.sim_throughput --json=sim.json
+settings, for every task; and ours rendering only the frames a chunked policy looks at
+(`--chunk` steps per re-plan: the last step of each chunk renders, as `BatchedTaskEnv` does).
+Run: .venv/bin/python -m benchmarks.sim_throughput --json=sim.json
 """
 
 import sys
@@ -28,9 +30,12 @@ class SimThroughputConfig(BenchmarkConfig):
 
     steps: int = 100
     tasks: str = "lift,stack,pick_place_can,door,lang_cubes"
+    chunk: int = 5
 
 
-def steps_per_second(task: str, fast: bool, cameras: tuple[str, ...], steps: int, repeats: int):
+def steps_per_second(
+    task: str, fast: bool, cameras: tuple[str, ...], steps: int, repeats: int, chunk: int = 1
+):
     import numpy as np
 
     from envs.robosuite_env import make_env
@@ -44,8 +49,8 @@ def steps_per_second(task: str, fast: bool, cameras: tuple[str, ...], steps: int
     for r in range(repeats):
         env.reset(seed=r)
         start = time.perf_counter()
-        for action in actions:
-            env.step(action)
+        for t, action in enumerate(actions):
+            env.step(action, look=t % chunk == chunk - 1)
         rates.append(steps / (time.perf_counter() - start))
     env.close()
     return median_rate(rates)
@@ -63,6 +68,7 @@ def main() -> None:
     ours_one = steps_per_second("lift", True, ("agentview",), args.steps, args.repeats)
     default_one = steps_per_second("lift", False, ("agentview",), args.steps, args.repeats)
     no_camera = steps_per_second("lift", True, (), args.steps, args.repeats)
+    chunked = steps_per_second("lift", True, two, args.steps, args.repeats, args.chunk)
     per_task = {"lift": ours}
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
         if task != "lift":
@@ -74,6 +80,12 @@ def main() -> None:
             f"{default_one:.1f}",
             f"{ours_one:.1f}",
             f"{ours_one / default_one:.1f}x",
+        ],
+        [
+            f"lift, 2 cameras, rendered every {args.chunk}th step",
+            "-",
+            f"{chunked:.1f}",
+            f"{chunked / default:.1f}x",
         ],
         ["lift, no camera (physics)", "-", f"{no_camera:.1f}", "-"],
     ]
@@ -87,11 +99,13 @@ def main() -> None:
             "per_task": per_task,
             "one_camera": {"ours_steps_per_s": ours_one, "default_steps_per_s": default_one},
             "no_camera_steps_per_s": no_camera,
+            "rendered_every_chunk_steps_per_s": chunked,
             "settings": {
                 "cameras": list(two),
                 "image_size": 64,
                 "steps": args.steps,
                 "repeats": args.repeats,
+                "chunk": args.chunk,
             },
         },
     )

@@ -55,15 +55,22 @@ class PolicyActor:
             whether the policy reads the text); None gives the env's.
         temperature, generator: sample the VLA's chunks at this temperature (None: its
             deterministic mean, and the only choice for other policy types).
+        chunked: return the policy's next `n_action_steps` actions at once, (B, n, A), the
+            actions `select_action` would give one by one (its mean chunk; the VLA only),
+            so the env renders only the observation the policy re-plans from.
     """
 
-    def __init__(self, policy, pre, post, instructions=None, temperature=None, generator=None):
+    def __init__(self, policy, pre, post, instructions=None, temperature=None, generator=None,
+                 chunked=False):  # fmt: skip
         self.policy, self.pre, self.post = policy, pre, post
         self.image_keys = sorted(policy.config.image_features)
         self.instructions = instructions
         self.sampling = {}
         if temperature is not None:
             self.sampling = {"temperature": temperature, "generator": generator}
+        if chunked and (temperature is not None or policy.config.type != "embodied_vla"):
+            raise ValueError("chunked acting is the VLA's deterministic mean chunk only")
+        self.chunked = chunked
 
     def reset(self) -> None:
         self.policy.reset()
@@ -75,6 +82,10 @@ class PolicyActor:
             obs = {**obs, TASK: list(self.instructions)}
         with torch.no_grad():
             batch = self.pre(policy_batch(obs, self.image_keys))
+            if self.chunked:
+                chunk = self.policy.predict_action_chunk(batch)
+                actions = self.post(chunk[:, : self.policy.config.n_action_steps])
+                return actions.clamp(-1.0, 1.0).cpu().numpy()
             action = self.post(self.policy.select_action(batch, **self.sampling))
         return action.clamp(-1.0, 1.0).cpu().numpy()[:, None]
 

@@ -141,7 +141,10 @@ class EpisodeRunner:
 
         env = self._env(jobs[0]["task"], len(jobs))
         given = [job["given_instruction"] for job in jobs]
-        actor = PolicyActor(self.policy, self.pre, self.post, instructions=given)
+        # the VLA executes whole chunks, so cameras render only where it re-plans; a batch
+        # with a video keeps every frame
+        chunked = self.policy.config.type == "embodied_vla" and not any(j["record"] for j in jobs)
+        actor = PolicyActor(self.policy, self.pre, self.post, instructions=given, chunked=chunked)
         videos = _Videos(self.keys, [job["record"] for job in jobs])
         options = {"seeds": [j["seed"] for j in jobs], "tasks": [j["instruction"] for j in jobs]}
         result = rollout(env, actor, options=options, callbacks=[videos])

@@ -21,16 +21,22 @@ from envs.robosuite_env import RobosuiteEnv, make_env
 
 class BatchedTaskEnv:
     """`task` names every episode's task, or is a list of B task names, one per episode
-    (their observations must share keys and shapes, as our tasks' do)."""
+    (their observations must share keys and shapes, as our tasks' do).
+
+    A step of chunks (B, n, A) returns the observation after the last action; cameras render
+    only for it (`RobosuiteEnv.step(look=...)`), unless `look_every_step`. An episode that
+    ends inside a chunk is rendered when it ends.
+    """
 
     def __init__(self, task: str | Sequence[str], num_envs: int, success_hold: int = 0,
-                 **env_kwargs):  # fmt: skip
+                 look_every_step: bool = False, **env_kwargs):  # fmt: skip
         tasks = [task] * num_envs if isinstance(task, str) else list(task)
         if len(tasks) != num_envs:
             raise ValueError(f"BatchedTaskEnv: {len(tasks)} tasks for {num_envs} episodes")
         self.tasks = tasks
         self.envs: list[RobosuiteEnv] = [make_env(t, **env_kwargs) for t in tasks]
         self.num_envs, self.success_hold = num_envs, success_hold
+        self.look_every_step = look_every_step
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
 
@@ -70,11 +76,15 @@ class BatchedTaskEnv:
                 f"actions must be (B={self.num_envs}, A) or (B, n, A); got {actions.shape}"
             )
         reward = np.zeros(self.num_envs, dtype=np.float32)
+        last = actions.shape[1] - 1
         for b, env in enumerate(self.envs):
-            for action in actions[b]:
+            for i, action in enumerate(actions[b]):
                 if self._terminated[b] or self._truncated[b]:
                     break
-                reward[b] += self._step_one(b, env, action)
+                look = i == last or self.look_every_step
+                reward[b] += self._step_one(b, env, action, look)
+                if not look and (self._terminated[b] or self._truncated[b]):
+                    self._obs[b] = env.look_now()  # ended inside the chunk
         info = {
             "is_success": self._success.copy(),
             "success_now": self._now.copy(),
@@ -83,8 +93,8 @@ class BatchedTaskEnv:
         }
         return _stack(self._obs), reward, self._terminated.copy(), self._truncated.copy(), info
 
-    def _step_one(self, b: int, env: RobosuiteEnv, action: np.ndarray) -> float:
-        self._obs[b], r, success, truncated, info = env.step(action)
+    def _step_one(self, b: int, env: RobosuiteEnv, action: np.ndarray, look: bool) -> float:
+        self._obs[b], r, success, truncated, info = env.step(action, look=look)
         self._achieved[b].update(info["achieved"])
         self._now[b] = success
         self._success[b] |= success

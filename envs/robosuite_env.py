@@ -127,7 +127,9 @@ class RobosuiteEnv(gym.Env):
         self.episode_seed: int | None = None
         self._actions: list[np.ndarray] = []
         self._raw: dict[str, np.ndarray] = {}
+        self._look = True
         self.sim_env = self._make_robosuite()
+        self._render_only_when_looked_at()
         size = config.image_size
         self.observation_space = gym.spaces.Dict(
             {
@@ -199,17 +201,46 @@ class RobosuiteEnv(gym.Env):
         self._actions: list[np.ndarray] = []
         return self._observation(), self._info()
 
-    def step(self, action: np.ndarray):
+    def _render_only_when_looked_at(self) -> None:
+        """Cameras render only on steps whose observation is looked at (`step(look=True)`).
+
+        robosuite renders each camera when its observable samples, at a physics substep fixed
+        by the observable's own timer, whose phase drifts with float rounding. Disabling the
+        observable would reset that timer and move the substep, so the timers keep running
+        and only the render call is skipped: a looked-at frame is the very frame rendering
+        every step would have given (tests check they are bit-identical).
+        """
+        from robosuite.utils.observables import sensor
+
+        for camera in self.config.cameras:
+            name = f"{CAMERAS[camera]}_image"
+            observable = self.sim_env._observables[name]  # robosuite keeps them private
+            rendered, blank = observable._sensor, np.zeros((1, 1, 3), np.uint8)
+
+            @sensor(modality=observable.modality)
+            def when_looked_at(obs_cache, rendered=rendered, blank=blank):
+                return rendered(obs_cache) if self._look else blank
+
+            self.sim_env.modify_observable(name, "sensor", when_looked_at)
+
+    def step(self, action: np.ndarray, look: bool = True):
+        """One control step. `look=False`: the observation it returns is not going to be
+        read (an action inside an executed chunk), so no camera renders and the observation
+        holds the state and instruction only; physics is the same either way."""
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (ACTION_DIM,):
             raise ValueError(f"action must have shape ({ACTION_DIM},), got {action.shape}")
         action = np.clip(action, -1.0, 1.0)
-        self._raw, _, _, _ = self.sim_env.step(action)
+        self._look = look
+        try:
+            self._raw, _, _, _ = self.sim_env.step(action)
+        finally:
+            self._look = True
         self._actions.append(action)
         info = self._info()
         terminated = info["is_success"]
         truncated = self.elapsed_steps >= self.horizon
-        return self._observation(), float(terminated), terminated, truncated, info
+        return self._observation(images=look), float(terminated), terminated, truncated, info
 
     def render(self) -> np.ndarray:
         return self._observation()[image_key(self.config.cameras[0])]
@@ -288,7 +319,16 @@ class RobosuiteEnv(gym.Env):
         return {"is_success": self.instruction in achieved, "task": self.instruction,
                 "achieved": achieved}  # fmt: skip
 
-    def _observation(self) -> dict:
+    def look_now(self) -> dict:
+        """The observation of the current state, its cameras rendered now: for an episode
+        that ended on a step that was not looked at (not the frame rendering every step
+        would have given, which robosuite renders early in the step)."""
+        for camera in self.config.cameras:
+            name = f"{CAMERAS[camera]}_image"
+            self._raw[name] = self.sim_env._observables[name]._sensor({})
+        return self._observation()
+
+    def _observation(self, images: bool = True) -> dict:
         raw = self._raw
         state = np.concatenate(
             [
@@ -297,7 +337,8 @@ class RobosuiteEnv(gym.Env):
                 raw["robot0_gripper_qpos"],
             ]
         ).astype(np.float32)
-        obs = {image_key(c): raw[f"{CAMERAS[c]}_image"][::-1].copy() for c in self.config.cameras}
+        cameras = self.config.cameras if images else ()
+        obs = {image_key(c): raw[f"{CAMERAS[c]}_image"][::-1].copy() for c in cameras}
         obs[STATE] = state
         obs[TASK] = self.instruction
         return obs

@@ -139,3 +139,44 @@ def test_large_visual_meshes_are_simplified_and_cached(tmp_path, monkeypatch):
     assert "robot0_link1_vis" in simplified and "robot0_link1" not in simplified
     assert all(files[n].startswith(str(mesh_cache_dir())) for n in simplified)
     assert with_fast_visuals(xml) == with_fast_visuals(xml)  # second call served from cache
+
+
+@pytest.mark.sim
+def test_cameras_render_only_when_looked_at_and_stay_bit_identical():
+    """Chunks of 5 with rendering only at each chunk's end give the same physics, rewards,
+    success and (bit for bit) the same frames as rendering every step, with a fifth of the
+    renders; an episode truncated inside a chunk still returns its frames."""
+    import numpy as np
+
+    from envs.batched import BatchedTaskEnv
+
+    actions = np.random.default_rng(0).uniform(-1, 1, (2, 15, 7)).astype(np.float32)
+    every = BatchedTaskEnv("lift", 2, look_every_step=True, horizon=12)
+    lazy = BatchedTaskEnv("lift", 2, horizon=12)
+    renders = {}
+    for name, batched in (("every", every), ("lazy", lazy)):
+        renders[name] = 0
+        for env in batched.envs:
+            sim, render = env.sim_env.sim, env.sim_env.sim.render
+
+            def counted(*args, name=name, render=render, **kwargs):
+                renders[name] += 1
+                return render(*args, **kwargs)
+
+            sim.render = counted
+    first, _ = every.reset(seed=7)
+    again, _ = lazy.reset(seed=7)
+    for start in range(0, 15, 5):
+        a = every.step(actions[:, start : start + 5])
+        b = lazy.step(actions[:, start : start + 5])
+        ended_inside = start == 10  # truncated at step 12: rendered when it ended
+        for key in a[0]:
+            if key != "task" and not (ended_inside and key.startswith("observation.images")):
+                assert np.array_equal(a[0][key], b[0][key]), (start, key)
+        for x, y in zip(a[1:4], b[1:4], strict=True):
+            assert np.array_equal(x, y)
+        assert np.array_equal(a[4]["is_success"], b[4]["is_success"])
+    assert b[3].all() and b[0]["observation.images.agentview"].shape == (2, 64, 64, 3)
+    assert (renders["every"], renders["lazy"]) == (52, 16)  # 2 envs x 2 cameras x (1 + 12 | 1 + 3)
+    every.close()
+    lazy.close()

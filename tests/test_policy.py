@@ -395,3 +395,28 @@ def test_pretrained_encoders_from_local_folders(setup, hf_encoders, tmp_path):
     assert torch.equal(loaded.predict_action_chunk(batch), policy.predict_action_chunk(batch))
     with pytest.raises(ValueError, match="cannot load the pretrained encoder"):
         VLAPolicy(policy_config_for(meta, {**TINY, "vision_encoder": str(tmp_path / "none")}))
+
+
+@pytest.mark.sim
+def test_chunked_acting_follows_the_same_trajectory_as_acting_step_by_step(recorded, tmp_path):
+    """Evaluation executes the VLA's chunks whole, so cameras render only where it re-plans:
+    the simulator ends in exactly the state that step-by-step acting reaches."""
+    import numpy as np
+
+    from embodied.acting import PolicyActor
+    from embodied.rollouts import rollout
+    from envs.batched import BatchedTaskEnv
+
+    root, _ = recorded
+    policy, pre, post = load_policy(_train(tmp_path, root, 2))
+    states = {}
+    for chunked in (False, True):
+        env = BatchedTaskEnv("lift", 2, look_every_step=not chunked, horizon=12)
+        actor = PolicyActor(policy, pre, post, chunked=chunked)
+        result = rollout(env, actor, options={"seeds": [3, 4], "tasks": ["lift the red cube"] * 2})
+        states[chunked] = [e.get_state()["mujoco_state"] for e in env.envs]
+        assert result.info["steps"].tolist() == [12, 12]
+        env.close()
+    assert all(np.array_equal(a, b) for a, b in zip(states[False], states[True], strict=True))
+    with pytest.raises(ValueError, match="deterministic mean chunk only"):
+        PolicyActor(policy, pre, post, temperature=1.0, chunked=True)
