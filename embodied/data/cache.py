@@ -168,7 +168,7 @@ def build_cache(meta: Any, path: Path, frame_size: FrameSize = None) -> Path:
         group.create_array(key, data=frames, chunks=(CHUNK_FRAMES, *frames.shape[1:]))
     group.attrs.update({"format": CACHE_FORMAT, "repo_id": meta.repo_id, "frames": total})
     name = re.compile(re.escape(_cache_name(meta)) + r"-([0-9a-f]{20})(-\d+x\d+)?\.zarr")
-    current = fingerprint(Path(meta.root))
+    current = name.fullmatch(path.name).group(1)  # cache_path's fingerprint, not walked again
     for other in path.parent.iterdir():
         found = name.fullmatch(other.name)
         if found and found.group(1) != current:  # caches of earlier versions of this dataset
