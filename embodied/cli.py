@@ -137,16 +137,21 @@ def _run(name: str, rest: list[str]) -> int:
         else:
             config = load_config(config_cls, rest)
     except ConfigError as err:
-        print(f"embodied {name}: {err}", file=sys.stderr)
+        print(f"embodied {name}: {_one_line(err)}", file=sys.stderr)
         return 2
     from embodied.types import UserInputError
 
     try:
         getattr(module, function_name)(config)
     except UserInputError as err:  # the user's input, found once work began
-        print(f"embodied {name}: {err}", file=sys.stderr)
+        print(f"embodied {name}: {_one_line(err)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(err: Exception) -> str:
+    """The error's message on one line (a library's message, FFmpeg's say, may hold several)."""
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":

@@ -106,6 +106,8 @@ def real_vs_imagined_videos(model: Any, dataset: Any, episodes: list[int], out: 
     from embodied.video import write_mp4
     from world_models.env import StartBank, WorldModelEnv
 
+    if not episodes:  # --videos=0
+        return []
     c, s = model.config, model.config.frame_stride
     actions, lengths, rows = recorded_actions(dataset, episodes, s)
     bank = StartBank.from_dataset(dataset, c, episodes)

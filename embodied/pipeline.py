@@ -26,6 +26,7 @@ first, so a stale model is never resumed.
 
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, is_dataclass, replace
@@ -37,11 +38,13 @@ from embodied.data.source import DatasetConfig
 from embodied.eval_world_model import EvalWorldModelConfig
 from embodied.evaluate import EvalConfig
 from embodied.evaluator import EvaluatorConfig
+from embodied.files import read_json, write_text_atomically
 from embodied.refs import PolicyRef, RewardModelRef, WorldModelRef
 from embodied.rl.finetune import FinetuneConfig
 from embodied.train_policy import TrainPolicyConfig
 from embodied.train_reward_model import TrainRewardModelConfig
 from embodied.train_world_model import TrainWorldModelConfig
+from embodied.types import UserInputError
 
 
 @dataclass
@@ -233,14 +236,25 @@ def _as_json(config: object) -> object:
 
 
 def _write(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(content, indent=2))
-    tmp.replace(path)
+    write_text_atomically(path, json.dumps(content, indent=2))
 
 
-def _read_config(path: Path) -> dict | None:
-    return json.loads(path.read_text())["config"] if path.is_file() else None
+def _read_record(path: Path) -> dict:
+    """A stage record, or {} when there is none. A corrupt one is not trusted: it is said
+    and removed, so its stage runs again from scratch."""
+    if not path.is_file():
+        return {}
+    try:
+        record = read_json(path)
+        if not isinstance(record.get("config"), dict | str):  # a stage's config, or a path
+            raise UserInputError(f"{path} is corrupt (its config is {record.get('config')!r})")
+        if not isinstance(record.get("result"), str | None):
+            raise UserInputError(f"{path} is corrupt (its result is {record['result']!r})")
+    except UserInputError as err:
+        print(f"{err}; its stage runs again", file=sys.stderr)
+        path.unlink()
+        return {}
+    return record
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
@@ -254,7 +268,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
         stage_config = stage.make(results)
         settings = _as_json(stage_config)
         done, started = _records(out, stage.name)
-        record = json.loads(done.read_text()) if done.is_file() else {}
+        record = _read_record(done)
         if record.get("config") == settings and "result" in record and stage.output.exists():
             print(f"{stage.name}: done earlier, reusing {stage.output}")
             results[stage.name] = record["result"]
@@ -266,7 +280,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
                 path.unlink(missing_ok=True)
         done.unlink(missing_ok=True)
         # resume only a stage interrupted with these settings (and inputs, see above)
-        if not (stage.resumable and _read_config(started) == settings):
+        if not (stage.resumable and _read_record(started).get("config") == settings):
             shutil.rmtree(stage.output, ignore_errors=True)  # never resume a stale run
             _write(started, {"config": settings})
         print(f"== {stage.name} ==")

@@ -7,11 +7,11 @@ LeRobot's own ACT or Diffusion as baselines (`--policy.type=act`). A checkpoint 
 tools.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
 from embodied.data.source import require_features
+from embodied.files import read_json
 from embodied.types import ACTION, IMAGE_PREFIX, STATE, UserInputError, feature_names
 
 REQUIRED_FILES = (
@@ -89,10 +89,7 @@ def check_checkpoint(path: Path, policy_type: str | None = None) -> dict:
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise CheckpointError(f"policy checkpoint {path} is incomplete: {missing} missing")
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}/config.json is corrupt: {err}") from None
+    config = read_json(path / "config.json", CheckpointError)
     if policy_type is not None and config.get("type") != policy_type:
         raise CheckpointError(
             f"{path} holds a policy of type {config.get('type')!r}; expected {policy_type!r}"
@@ -127,9 +124,54 @@ def load_policy(
         policy = cls.from_pretrained(path, config=config, strict=True)
     except (SafetensorError, RuntimeError) as err:
         raise CheckpointError(f"{path}/model.safetensors does not load: {err}") from None
-    pre, post = make_pre_post_processors(
-        config,
-        pretrained_path=str(path),
-        preprocessor_overrides={"device_processor": {"device": device}},
-    )
+    check_processor_files(path)
+    try:
+        pre, post = make_pre_post_processors(
+            config,
+            pretrained_path=str(path),
+            preprocessor_overrides={"device_processor": {"device": device}},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"the processor files of {path} do not load: {err!r}") from None
     return policy, pre, post
+
+
+def check_processor_files(path: Path) -> None:
+    """Every processor file of the checkpoint reads: the JSON pipelines and the statistics
+    they point to, of the features' sizes. LeRobot would fail on a corrupt one with a
+    traceback that names no file, or mid-episode."""
+    for name in ("policy_preprocessor.json", "policy_postprocessor.json"):
+        steps = read_json(path / name, CheckpointError).get("steps")
+        if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+            raise CheckpointError(f"{path / name} is corrupt: 'steps' is not a list of steps")
+        for step in steps:
+            config = step.get("config", {})
+            if not isinstance(step.get("registry_name"), str) or not isinstance(config, dict):
+                raise CheckpointError(f"{path / name} is corrupt: a step reads {step!r}")
+            if "state_file" in step:
+                _check_statistics(path, name, step["state_file"], config.get("features") or {})
+
+
+def _check_statistics(path: Path, pipeline: str, state: Any, features: dict) -> None:
+    """A normalizer's statistics file loads, holds finite numbers, and each statistic has
+    its feature's size (per element, or per channel for images)."""
+    import math
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not isinstance(state, str) or not (path / state).is_file():
+        raise CheckpointError(f"{path / pipeline} names a state file {state!r} that is missing")
+    try:
+        tensors = load_file(path / state)
+    except SafetensorError as err:
+        raise CheckpointError(f"{path / state} does not load: {err}") from None
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not tensor.isfinite().all():
+            raise CheckpointError(f"{path / state} is corrupt: {key} is not finite")
+        feature, stat = key.rsplit(".", 1) if "." in key else (key, "")
+        shape = (features.get(feature) or {}).get("shape")
+        sizes = (math.prod(shape), shape[0]) if shape else ()
+        if stat in ("mean", "std", "min", "max") and sizes and tensor.numel() not in sizes:
+            raise CheckpointError(f"{path / state} is corrupt: {key} has shape "
+                                  f"{tuple(tensor.shape)}, its feature {list(shape)}")  # fmt: skip

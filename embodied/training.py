@@ -25,6 +25,7 @@ import numpy as np
 
 from embodied.config import ConfigError, to_dict
 from embodied.data.source import DatasetConfig
+from embodied.files import write_text_atomically
 from embodied.ray_utils import RaySettings
 
 MODEL_DIR = "pretrained_model"
@@ -151,6 +152,7 @@ def _loop(config: TrainConfig, build: Build, name: str, distributed: bool = Fals
     if lead:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(to_dict(config), indent=2))
+        metrics_up_to(out / "metrics.jsonl", start)
     job.model.train()
     folder = resume
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=name,
@@ -179,6 +181,23 @@ def _loop(config: TrainConfig, build: Build, name: str, distributed: bool = Fals
     if lead and folder is None:  # nothing left to train: the run was already complete
         folder = save_checkpoint(out, start, job)
     return folder / MODEL_DIR if lead else out
+
+
+def metrics_up_to(path: Path, step: int, key: str = "step") -> None:
+    """Keep the rows of a metrics.jsonl up to `step` (a resumed checkpoint's): rows a killed
+    run wrote after its last checkpoint are done again, and must not be counted twice. A
+    half-written last row goes too."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get(key), int) and row[key] <= step:
+            kept.append(line + "\n")
+    write_text_atomically(path, "".join(kept))
 
 
 def optimizer_step(loss, optimizer, parameters, clip: float, scheduler=None,

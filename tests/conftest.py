@@ -53,3 +53,30 @@ def recorded(tmp_path_factory):
     )
     collect(config)
     return root, config
+
+
+_FAULTS: list[dict] = []
+
+
+@pytest.fixture(scope="session")
+def fault_report():
+    """`fault_report(kind, case, outcome)` records an injected fault and what became of it.
+    With EMBODIED_FAULT_REPORT=PATH the run ends by writing the tally there as JSON:
+    faults injected and survived by kind (issue 21's figure)."""
+    yield lambda kind, case, outcome: _FAULTS.append(
+        {"kind": kind, "case": case, "outcome": outcome}
+    )
+    path = os.environ.get("EMBODIED_FAULT_REPORT")
+    if path and _FAULTS:
+        import json
+
+        survived = ("clear error", "rebuilt", "stage reran", "survived")
+        kinds = sorted({f["kind"] for f in _FAULTS})
+        tally = {
+            k: {
+                "injected": sum(f["kind"] == k for f in _FAULTS),
+                "survived": sum(f["kind"] == k and f["outcome"] in survived for f in _FAULTS),
+            }
+            for k in kinds
+        }
+        Path(path).write_text(json.dumps({"by_kind": tally, "cases": _FAULTS}, indent=2))

@@ -162,7 +162,7 @@ def test_missing_or_broken_dataset_folders_are_refused(tmp_path, lerobot_fixture
     broken = tmp_path / "broken"
     shutil.copytree(lerobot_fixture("pusht_fixture"), broken)
     (broken / "meta/info.json").write_text("{ half written")
-    with pytest.raises(DatasetError, match="not valid JSON"):
+    with pytest.raises(DatasetError, match="is corrupt \(not JSON"):
         open_metadata(DatasetConfig(root=str(broken)))
     unfinished = tmp_path / "unfinished"
     shutil.copytree(lerobot_fixture("pusht_fixture"), unfinished)

@@ -1,46 +1,17 @@
 import json
 
 import pytest
-from tiny import POLICY, WORLD_MODEL
+from tiny import pipeline_config
 
-from embodied.data.record import CollectConfig
-from embodied.eval_world_model import EvalWorldModelConfig
-from embodied.evaluate import EvalConfig
-from embodied.mujoco_eval import EnvSettings, EvalSettings
 from embodied.pipeline import MujocoBaseline, PipelineConfig, run_pipeline
-from embodied.ray_utils import RaySettings
-from embodied.rl.finetune import AlgoSettings, FinetuneConfig
+from embodied.rl.finetune import AlgoSettings
 from embodied.rl.refresh import RefreshSettings
-from embodied.train_policy import TrainPolicyConfig
-from embodied.train_reward_model import TrainRewardModelConfig
-from embodied.train_world_model import TrainWorldModelConfig
 
 pytestmark = pytest.mark.sim
 
 
 def _config(tmp_path) -> PipelineConfig:
-    return PipelineConfig(
-        output_dir=str(tmp_path / "run"),
-        collect=CollectConfig(task="lift", episodes=2, success_hold=0),
-        train_policy=TrainPolicyConfig(policy=dict(POLICY), steps=2, batch_size=4),
-        train_world_model=TrainWorldModelConfig(
-            world_model=dict(WORLD_MODEL), steps=2, batch_size=2, holdout_every=2
-        ),
-        train_reward_model=TrainRewardModelConfig(
-            reward_model={"channels": (8,), "width": 8, "text_dim": 8},
-            steps=2,
-            batch_size=4,
-            holdout_every=2,
-        ),
-        eval_world_model=EvalWorldModelConfig(open_loop_steps=10, videos=1, policy_episodes=4),
-        eval=EvalConfig(env=EnvSettings(task="lift"), eval=EvalSettings(n_episodes=1, videos=0)),
-        finetune=FinetuneConfig(
-            iterations=1,
-            horizon=10,
-            algo=AlgoSettings(group_size=2, starts=1, minibatch_size=8),
-            ray=RaySettings(num_workers=0),
-        ),
-    )
+    return pipeline_config(tmp_path / "run")
 
 
 def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys):

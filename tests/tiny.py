@@ -5,6 +5,7 @@ from pathlib import Path
 POLICY = {"dim": 16, "depth": 1, "heads": 2, "vision_channels": (8,), "vision_grid": 2}
 WORLD_MODEL = {"channels": (8, 8, 8), "latent_channels": 4, "dynamics_width": 8,
                "dynamics_blocks": 1, "text_dim": 8, "train_horizon": 2}  # fmt: skip
+REWARD_MODEL = {"channels": (8,), "width": 8, "text_dim": 8}
 
 
 def train_tiny(data, out: Path) -> tuple[Path, Path]:
@@ -27,3 +28,12 @@ def train_tiny(data, out: Path) -> tuple[Path, Path]:
         )  # fmt: skip
     )
     return policy, world_model
+
+
+def pipeline_config(out: Path):
+    """configs/tiny.yaml, every stage of `embodied pipeline` at its smallest, run in `out`."""
+    from embodied.config import load_config
+    from embodied.pipeline import PipelineConfig
+
+    config = Path(__file__).resolve().parents[1] / "configs/tiny.yaml"
+    return load_config(PipelineConfig, [f"--output_dir={out}"], config_path=str(config))

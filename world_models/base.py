@@ -34,13 +34,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from embodied.types import ACTION, STATE
+from embodied.files import read_json
+from embodied.types import ACTION, STATE, UserInputError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-class WorldModelCheckpointError(ValueError):
+class WorldModelCheckpointError(UserInputError):
     """A world-model folder that is missing, incomplete, corrupt or of an unknown family."""
 
 
@@ -233,10 +234,7 @@ def read_config(folder: Path, families: dict[str, type[WorldModel]]) -> WorldMod
     missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / n).is_file()]
     if missing:
         raise WorldModelCheckpointError(f"world-model checkpoint {folder} lacks {missing}")
-    try:
-        raw = json.loads((folder / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as err:
-        raise WorldModelCheckpointError(f"{folder}/{CONFIG_FILE} is corrupt: {err}") from None
+    raw = read_json(folder / CONFIG_FILE, WorldModelCheckpointError)
     from embodied.config import ConfigError, from_dict
 
     kind = raw.get("type")

@@ -18,12 +18,15 @@ import io
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-CACHE_FORMAT = 1
+from embodied.data.integrity import DatasetError
+
+CACHE_FORMAT = 2  # 2: the attributes list every file written, with its size
 CHUNK_FRAMES = 64
 FrameSize = tuple[int, int] | None  # (height, width) of cached frames; None = as recorded
 
@@ -74,16 +77,17 @@ def _to_numpy(column: Any) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def _decode_video(path: Path, frame_size: FrameSize) -> tuple[np.ndarray, np.ndarray]:
+def _decode_video(path: Path, frame_size: FrameSize) -> tuple[np.ndarray, np.ndarray, tuple]:
     """All frames of a video file, front to back, as (N, H, W, 3) uint8 (resized to
-    `frame_size` a block at a time, so no more than a block is held at full size) and their
-    times."""
+    `frame_size` a block at a time, so no more than a block is held at full size), their
+    times, and the size they were recorded at."""
     import av
 
-    blocks, block, times = [], [], []
+    blocks, block, times, recorded = [], [], [], None
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
+            recorded = recorded or (frame.height, frame.width)
             block.append(frame.to_ndarray(format="rgb24"))
             times.append(float(frame.pts * stream.time_base))
             if len(block) == CHUNK_FRAMES:
@@ -91,7 +95,9 @@ def _decode_video(path: Path, frame_size: FrameSize) -> tuple[np.ndarray, np.nda
                 block = []
     if block:
         blocks.append(_resized(np.stack(block), frame_size))
-    return np.concatenate(blocks), np.asarray(times)
+    if recorded is None:
+        raise ValueError("it holds no frame")
+    return np.concatenate(blocks), np.asarray(times), recorded
 
 
 def _resized(frames: np.ndarray, frame_size: FrameSize) -> np.ndarray:
@@ -116,8 +122,8 @@ def _video_frames(meta: Any, key: str, total: int, frame_size: FrameSize) -> np.
         if path not in decoded:
             decoded.clear()  # files are visited in order; keep one in memory
             if not path.is_file():
-                raise FileNotFoundError(f"video {path} of {key} is missing")
-            decoded[path] = _decode_video(path, frame_size)
+                raise DatasetError(f"video {path} of {key} is missing")
+            decoded[path] = _checked_decode(path, meta.features[key]["shape"], frame_size)
         frames, times = decoded[path]
         start = ep[f"videos/{key}/from_timestamp"]
         length = ep["dataset_to_index"] - ep["dataset_from_index"]
@@ -125,11 +131,26 @@ def _video_frames(meta: Any, key: str, total: int, frame_size: FrameSize) -> np.
         nearest = np.searchsorted(times, wanted - 0.5 / meta.fps)
         nearest = np.clip(nearest, 0, len(times) - 1)
         if np.abs(times[nearest] - wanted).max() > 0.5 / meta.fps:
-            raise ValueError(f"{path} lacks frames of episode {ep['episode_index']} ({key})")
+            raise DatasetError(f"{path} lacks frames of episode {ep['episode_index']} ({key})")
         if out is None:
             out = np.empty((total, *frames.shape[1:]), dtype=np.uint8)
         out[ep["dataset_from_index"] : ep["dataset_to_index"]] = frames[nearest]
     return out
+
+
+def _checked_decode(path: Path, shape: list, frame_size: FrameSize) -> tuple:
+    """`_decode_video`, with a file that does not decode, or holds frames of another size
+    than info.json's (height, width, 3), a one-line DatasetError naming it."""
+    import av
+
+    try:
+        frames, times, recorded = _decode_video(path, frame_size)
+    except (av.FFmpegError, ValueError) as err:
+        raise DatasetError(f"{path} does not decode ({err}); the dataset is corrupt") from None
+    if list(recorded) != list(shape[:2]):
+        raise DatasetError(f"{path} holds {recorded[0]}x{recorded[1]} (height x width) frames; "
+                           f"info.json says {shape}")  # fmt: skip
+    return frames, times
 
 
 def _image_frames(meta: Any, key: str, frame_size: FrameSize) -> np.ndarray:
@@ -166,7 +187,8 @@ def build_cache(meta: Any, path: Path, frame_size: FrameSize = None) -> Path:
         else:
             frames = _image_frames(meta, key, frame_size)
         group.create_array(key, data=frames, chunks=(CHUNK_FRAMES, *frames.shape[1:]))
-    group.attrs.update({"format": CACHE_FORMAT, "repo_id": meta.repo_id, "frames": total})
+    group.attrs.update({"format": CACHE_FORMAT, "repo_id": meta.repo_id, "frames": total,
+                        "files": _files(tmp)})  # fmt: skip
     name = re.compile(re.escape(_cache_name(meta)) + r"-([0-9a-f]{20})(-\d+x\d+)?\.zarr")
     current = name.fullmatch(path.name).group(1)  # cache_path's fingerprint, not walked again
     for other in path.parent.iterdir():
@@ -177,6 +199,12 @@ def build_cache(meta: Any, path: Path, frame_size: FrameSize = None) -> Path:
     return path
 
 
+def _files(store: Path) -> dict[str, int]:
+    """Every file of a zarr store but its root metadata (which holds this list), by size."""
+    paths = (p for p in sorted(store.rglob("*")) if p.is_file())
+    return {p.relative_to(store).as_posix(): p.stat().st_size for p in paths} | {"zarr.json": -1}
+
+
 def load_cache(
     meta: Any,
     cache_dir: Path | None = None,
@@ -184,24 +212,43 @@ def load_cache(
     frame_size: FrameSize = None,
 ) -> dict:
     """The cached arrays of `meta`'s dataset (frames at `frame_size`), building the cache
-    first if needed.
+    first if needed, and rebuilding a cache that is corrupt rather than trusting it.
 
     Arrays that fit in `max_memory_mb` together are read into memory; larger datasets are
-    served from zarr (slower, chunked reads).
+    served from zarr (slower, chunked reads). A cache is corrupt when its files are not
+    those it was written with (missing, truncated, emptied) or, read into memory, when a
+    chunk does not decode; a larger one is read chunk by chunk as it is served, so a chunk
+    overwritten in place at the same size would fail there.
     """
-    import zarr
-
     recorded = {tuple(meta.features[k]["shape"][:2]) for k in meta.camera_keys}
     if frame_size is not None and recorded == {tuple(frame_size)}:
         frame_size = None  # every camera is recorded at that size: share the one cache
     path = cache_path(meta, cache_dir, frame_size)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        build_cache(meta, path, frame_size)
+    if path.exists():
+        try:
+            return _read_cache(path, max_memory_mb)
+        except Exception as err:  # derived data: whatever is wrong with it, rebuild it
+            problem = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+            print(f"frame cache {path} is corrupt ({problem}); rebuilding it", file=sys.stderr)
+            shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build_cache(meta, path, frame_size)
+    return _read_cache(path, max_memory_mb)
+
+
+def _read_cache(path: Path, max_memory_mb: int) -> dict:
+    import zarr
+
     group = zarr.open_group(str(path), mode="r")
     if group.attrs.get("format") != CACHE_FORMAT:
-        raise ValueError(f"{path} is a cache of another format; delete it")
+        raise ValueError(f"a cache of format {group.attrs.get('format')}, not {CACHE_FORMAT}")
+    written, found = group.attrs.get("files", {}), _files(path)
+    changed = sorted(set(written.items()) ^ set(found.items()))
+    if changed:
+        raise ValueError(f"{changed[0][0]} is not as written")
     arrays = {key: group[key] for key in group.array_keys()}
+    if any(a.shape[0] != group.attrs["frames"] for a in arrays.values()):
+        raise ValueError("arrays of different lengths")
     nbytes = sum(a.nbytes for a in arrays.values())
     if nbytes <= max_memory_mb * 2**20:
         arrays = {k: a[...] for k, a in arrays.items()}

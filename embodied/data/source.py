@@ -3,19 +3,16 @@
 Every check here runs before any expensive work and names what is wrong and where.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embodied.types import ACTION, IMAGE_PREFIX, UserInputError
+from embodied.data.integrity import DatasetError, check_dataset_files, read_info
+from embodied.files import read_json
+from embodied.types import ACTION, IMAGE_PREFIX
 
 INCOMPLETE_MARKER = "INCOMPLETE"  # in a dataset folder still being written (or abandoned)
 EPISODES_SIDECAR = "meta/embodied_episodes.jsonl"  # seed, instruction, start state per episode
-
-
-class DatasetError(UserInputError):
-    """A dataset that is missing, unfinished, or does not fit what a stage needs."""
 
 
 @dataclass
@@ -36,7 +33,7 @@ class DatasetConfig:
 
 
 def check_local_root(root: Path) -> None:
-    """Refuse folders that are not finished LeRobot datasets, saying why."""
+    """Refuse folders that are not finished, readable LeRobot datasets, saying why."""
     if not root.exists():
         partial = root.with_name(root.name + ".partial")
         hint = f" ({partial} is an interrupted collect)" if partial.exists() else ""
@@ -48,15 +45,13 @@ def check_local_root(root: Path) -> None:
     info = root / "meta" / "info.json"
     if not info.is_file():
         raise DatasetError(f"{root} is not a LeRobot dataset: {info} is missing")
-    try:
-        version = json.loads(info.read_text()).get("codebase_version")
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{info} is not valid JSON ({err}); the dataset is corrupt") from None
+    version = read_json(info, DatasetError).get("codebase_version")
     if version != "v3.0":
         raise DatasetError(f"{root} is LeRobot format {version}; this framework reads v3.0")
     for sub in ("meta/episodes", "data"):
         if not any((root / sub).rglob("*.parquet")):
             raise DatasetError(f"{root} has no {sub}/**/*.parquet files: it was not finalized")
+    check_dataset_files(root, read_info(root))
 
 
 def open_metadata(config: DatasetConfig) -> Any:
@@ -69,7 +64,10 @@ def open_metadata(config: DatasetConfig) -> Any:
 
     repo_id = config.repo_id or f"local/{Path(config.root).name}"
     if config.root:
-        return LeRobotDatasetMetadata(repo_id, root=config.root)
+        try:
+            return LeRobotDatasetMetadata(repo_id, root=config.root)
+        except (KeyError, TypeError, ValueError, OSError) as err:  # what the checks missed
+            raise DatasetError(f"LeRobot cannot read {config.root}/meta: {err!r}") from None
     # From the Hub: LeRobotDataset downloads data and videos, the metadata alone would not.
     return LeRobotDataset(repo_id, video_backend=config.video_backend).meta
 

@@ -90,11 +90,13 @@ class Run:
         self.budget = RealBudget(config)
 
     def loop(self) -> Path:
-        from embodied.training import MODEL_DIR, last_checkpoint
+        from embodied.training import MODEL_DIR, last_checkpoint, metrics_up_to
 
         config = self.config
         folder = last_checkpoint(self.out)
         start = self._resume(folder) if folder is not None else 0
+        # rows after the checkpoint (a fresh start: every row) are done again
+        metrics_up_to(self.out / "metrics.jsonl", start if start else -1, key="iteration")
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "finetune_config.json").write_text(json.dumps(to_dict(config), indent=2))
         checks, refreshes = config.eval_task, config.refresh.every
