@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     except ConfigError as err:
         sys.exit(f"kill_anywhere: {err}")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="kill_anywhere-"))
+    work.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(work / "reference", ignore_errors=True)
     shutil.rmtree(work / "killed", ignore_errors=True)
     start = time.perf_counter()
