@@ -168,7 +168,8 @@ def run_episodes(checkpoint: str, batches: list[list[dict]], n_action_steps: int
 
     from embodied.ray_utils import actors
 
-    pool = ActorPool(actors(EpisodeRunner, ray, checkpoint, n_action_steps, restarts=2))
+    pool = ActorPool(actors(EpisodeRunner, ray, checkpoint, n_action_steps, restarts=2,
+                            reads={"--policy.path": checkpoint}))  # fmt: skip
     for results in pool.map_unordered(lambda a, batch: a.run.remote(batch), batches):
         yield from results
 

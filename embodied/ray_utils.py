@@ -1,6 +1,7 @@
 """The one place the runtime connects to Ray: a local cluster or an existing one by address."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from embodied.types import UserInputError
 
@@ -17,10 +18,16 @@ class RaySettings:
     address: an existing cluster ("HOST:PORT" or "auto"); empty starts a local one. Never
         ignored: with an address the work runs on that cluster (one worker at least), or
         the command stops with the reason it cannot reach it.
+    gpus_per_worker: GPUs each worker asks Ray for (rollout actors imagining in the world
+        model, episode runners, Ray Train workers); 0 on CPU machines, the same code path.
+    max_failures: restarts of a Ray Train run whose worker or node failed; each restart
+        resumes from the last checkpoint in --output_dir (-1: without limit).
     """
 
     num_workers: int = 0
     address: str = ""
+    gpus_per_worker: float = 0.0
+    max_failures: int = 3
 
     @property
     def on_cluster(self) -> bool:
@@ -67,14 +74,86 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 ACTOR_ENV = {"MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
 
 
-def actors(cls: type, settings: RaySettings, *args, restarts: int = -1) -> list:
+Paths = dict[str, str] | None  # flag -> path, as the user gave them
+
+
+def require_shared(reads: Paths = None, writes: Paths = None) -> None:
+    """On a cluster of several nodes, every node must read the paths its workers are handed:
+    `reads` (flag -> a checkpoint or dataset that must exist there) and `writes` (flag -> a
+    folder the driver and the workers write for each other, checked with a file written
+    here). A path one node cannot see is a one-line error naming the nodes, before any work:
+    otherwise the run fails, or silently writes each node's part to its own disk."""
+    import uuid
+
+    import ray
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    if len(nodes) <= 1:
+        return
+    probes = {flag: Path(path).resolve() for flag, path in (reads or {}).items() if path}
+    marks = []
+    for flag, folder in (writes or {}).items():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        marks.append(Path(folder).resolve() / f".shared-check-{uuid.uuid4().hex}")
+        marks[-1].touch()
+        probes[flag] = marks[-1]
+    try:
+        for flag, path in probes.items():
+            seen = _seen_by(nodes, path)
+            blind = [n["NodeManagerAddress"] for n, ok in zip(nodes, seen, strict=True) if not ok]
+            if blind:
+                raise UserInputError(
+                    f"{flag} {path.parent if path in marks else path} is not on storage every "
+                    f"Ray node reads: node(s) {blind} cannot see it; put it on a shared "
+                    "filesystem (NFS, a mounted bucket)"
+                )
+    finally:
+        for mark in marks:
+            mark.unlink(missing_ok=True)
+
+
+def _seen_by(nodes: list[dict], path: Path) -> list[bool]:
+    """Whether `path` exists, asked on each node."""
+    import os
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    exists = ray.remote(num_cpus=0)(os.path.exists)
+    return ray.get([
+        exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+        .remote(str(path))
+        for n in nodes
+    ])  # fmt: skip
+
+
+def actors(cls: type, settings: RaySettings, *args, restarts: int = -1,
+           reads: Paths = None, writes: Paths = None) -> list:  # fmt: skip
     """`settings.num_workers` long-lived actors `cls(*args)`, one CPU each, on the cluster at
-    `settings.address` (a local one when empty). The one actor pool of the runtime: a killed
-    actor is restarted and its task retried, up to `restarts` times (-1: always)."""
+    `settings.address` (a local one when empty), spread over its nodes. The one actor pool of
+    the runtime: an actor that dies (killed, or its node lost) is restarted, on another node
+    if need be, and its task retried, up to `restarts` times (-1: always). `reads` and
+    `writes` are the paths the actors share with the driver (`require_shared`)."""
     import ray
 
     connect(settings.address, num_cpus=settings.workers)
-    remote = ray.remote(num_cpus=1)(cls).options(
-        max_restarts=restarts, max_task_retries=restarts, runtime_env={"env_vars": ACTOR_ENV}
-    )
+    require_shared(reads, writes)
+    remote = ray.remote(num_cpus=1, num_gpus=settings.gpus_per_worker)(cls).options(
+        max_restarts=restarts, max_task_retries=restarts, scheduling_strategy="SPREAD",
+        runtime_env={"env_vars": ACTOR_ENV},
+    )  # fmt: skip
     return [remote.remote(*args) for _ in range(settings.workers)]
+
+
+def actor_table(class_name: str) -> dict[str, dict]:
+    """Actor id -> {"node", "pid", "state", "restarts"} of every actor of `class_name` the
+    cluster has known, dead ones included: where the work ran, for tests and benchmarks.
+    Read from the cluster's control store, so it needs no dashboard (Ray's state API does)."""
+    from ray._private.state import actors as table
+
+    return {
+        actor_id: {"node": a["Address"]["NodeID"], "pid": a["Pid"], "state": a["State"],
+                   "restarts": a["NumRestarts"]}
+        for actor_id, a in table().items()
+        if a["ActorClassName"] == class_name
+    }  # fmt: skip

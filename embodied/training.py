@@ -113,20 +113,27 @@ def train(config: TrainConfig, build: Build, name: str) -> Path:
         raise ConfigError(f"{name} needs --output_dir=DIR")
     if not config.ray.on_cluster:
         return _loop(config, build, name)
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from embodied.ray_utils import connect
+    from embodied.ray_utils import connect, require_shared
 
     connect(config.ray.address, num_cpus=config.ray.workers)
     out = Path(config.output_dir).resolve()
+    # every worker resumes from the checkpoints here: the lead writes them, a restarted run
+    # may lead from another node
+    require_shared(reads={"--dataset.root": config.dataset.root},
+                   writes={"--output_dir": str(out)})  # fmt: skip
+    gpus = config.ray.gpus_per_worker or float(config.device.startswith("cuda"))
     trainer = TorchTrainer(
         lambda: _loop(config, build, name, distributed=True),
         scaling_config=ScalingConfig(
-            num_workers=config.ray.workers, use_gpu=config.device.startswith("cuda")
+            num_workers=config.ray.workers, use_gpu=gpus > 0,
+            resources_per_worker={"CPU": 1, "GPU": gpus} if gpus else None,
         ),
-        run_config=RunConfig(storage_path=str(out / "ray"), name=name),
-    )
+        run_config=RunConfig(storage_path=str(out / "ray"), name=name,
+                             failure_config=FailureConfig(max_failures=config.ray.max_failures)),
+    )  # fmt: skip
     trainer.fit()
     return last_checkpoint(out) / MODEL_DIR
 

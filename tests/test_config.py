@@ -83,3 +83,14 @@ def test_policy_and_world_model_sections_are_typed_and_their_type_picks_the_clas
     assert wm.world_model.frame_stride == 5 and to_dict(wm)["world_model"]["type"] == "latent_conv"
     with pytest.raises(ConfigError, match="unknown type 'bogus'"):
         load_config(TrainWorldModelConfig, ["--world_model.type=bogus"])
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    from embodied.pipeline import PipelineConfig
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        load_config(PipelineConfig, [], config_path=str(path))

@@ -129,7 +129,8 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
 
 
 @pytest.mark.ray
-def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path, weights):
+def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path, weights,
+                                                      fault_report):  # fmt: skip
     import ray
 
     from embodied.rl import finetune as module
@@ -151,7 +152,9 @@ def test_two_ray_workers_and_a_killed_one_is_replaced(checkpoints, tmp_path, wei
         module.Workers.sample = real_sample
         ray.shutdown()
     rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
-    assert [r["iteration"] for r in rows] == [1, 2] and rows[0]["episodes"] == 16
+    survived = [r["iteration"] for r in rows] == [1, 2] and rows[0]["episodes"] == 16
+    fault_report("actor killed", "RL rollout actor", "survived" if survived else "lost")
+    assert survived
     assert all(torch.isfinite(v).all() for v in weights(result).values())
 
 

@@ -67,7 +67,7 @@ def finetune(config: FinetuneConfig) -> Path:
                       config.success_threshold, str(config.reward_model.path),
                       config.keyframe_every, config.env,
                       config.task or config.eval_task)  # fmt: skip
-    workers = Workers(spec, config.ray)
+    workers = Workers(spec, config.ray, config.output_dir)
     try:
         return Run(config, learner, workers, n).loop()
     finally:

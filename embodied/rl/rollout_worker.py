@@ -162,12 +162,18 @@ class WorkerActor:
 class Workers:
     """The rollout workers: Ray actors, or one worker in this process."""
 
-    def __init__(self, spec: WorkerSpec, ray: Any):
+    def __init__(self, spec: WorkerSpec, ray: Any, output_dir: str = ""):
+        """`output_dir`: where refreshes write the models the actors switch to."""
         from embodied.ray_utils import actors
 
         self.count = ray.workers
         self.local = make_worker(spec) if ray.num_workers <= 0 and not ray.address else None
-        self.actors = [] if self.local else actors(WorkerActor, ray, spec)
+        reads = {"--policy.path": spec.policy_path, "--world_model.path": spec.world_model_path,
+                 "--reward_model.path": spec.reward_model_path,
+                 "--dataset.root": getattr(spec.dataset, "root", "")}  # fmt: skip
+        writes = {"--output_dir": output_dir} if output_dir else {}
+        self.actors = [] if self.local else actors(WorkerActor, ray, spec, reads=reads,
+                                                   writes=writes)  # fmt: skip
 
     def sample(self, weights: dict[str, np.ndarray], seeds: list[int], models: Models) -> list:
         """One batch per worker, imagined with `models`."""
