@@ -9,10 +9,11 @@ each metrics row's rollout + learn + weight-sync time.
 
 Growth compares the median over the first `--window` of the run (after `--warmup`
 iterations) with the median over its last `--window`. Target: under 5 % for each.
-Run: .venv/bin/python -m benchmarks.soak --iterations=300 --json=soak.json
+Run: .venv/bin/python -m benchmarks.soak --json=soak.json  (300 iterations, 10 refreshes)
 """
 
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,7 @@ class SoakConfig(BenchmarkConfig):
     iterations: RL iterations.
     refresh_every: iterations between world-model refreshes (and one before the first).
     workers: Ray rollout actors.
+    horizon: env steps per imagined episode (8 episodes per worker per iteration).
     sample_every_s: seconds between memory samples.
     warmup: iterations left out of the start window (allocators and caches fill up).
     window: the share of the run each end's median is taken over.
@@ -40,9 +42,10 @@ class SoakConfig(BenchmarkConfig):
     """
 
     iterations: int = 300
-    refresh_every: int = 100
+    refresh_every: int = 30
     workers: int = 2
-    sample_every_s: float = 1.0
+    horizon: int = 50
+    sample_every_s: float = 0.5
     warmup: int = 10
     window: float = 0.1
     workdir: str = ""
@@ -51,9 +54,9 @@ class SoakConfig(BenchmarkConfig):
 class MemorySampler(threading.Thread):
     """RSS of this process and of the live actors of `actor_class`, every `every_s`."""
 
-    def __init__(self, actor_class: str, every_s: float):
+    def __init__(self, actor_class: str, count: int, every_s: float):
         super().__init__(daemon=True)
-        self.actor_class, self.every_s = actor_class, every_s
+        self.actor_class, self.count, self.every_s = actor_class, count, every_s
         self.samples: list[tuple[float, float, float]] = []  # (time, driver MB, actors MB)
         self.stop = threading.Event()
 
@@ -63,9 +66,12 @@ class MemorySampler(threading.Thread):
         me, pids = psutil.Process(), []
         while not self.stop.wait(self.every_s):
             try:
-                pids = pids if pids and all(psutil.pid_exists(p) for p in pids) else self._pids()
+                known = len(pids) == self.count and all(psutil.pid_exists(p) for p in pids)
+                pids = pids if known else self._pids()
                 workers = sum(psutil.Process(p).memory_info().rss for p in pids)
-            except (psutil.Error, ValueError):  # an actor restarting: sample again later
+            except Exception:  # Ray not up yet, or an actor restarting: sample again later
+                continue
+            if len(pids) != self.count:  # actors still starting, or one restarting
                 continue
             self.samples.append((time.time(), me.memory_info().rss / 2**20, workers / 2**20))
 
@@ -94,23 +100,27 @@ def prepare(work: Path) -> tuple[str, str, str]:
 def soak(args: SoakConfig, work: Path) -> tuple[list[dict], list[tuple]]:
     """Run RL with the sampler on; (metrics rows, memory samples)."""
     from embodied.data.source import DatasetConfig
-    from embodied.ray_utils import RaySettings
+    from embodied.ray_utils import RaySettings, connect
     from embodied.refs import PolicyRef, WorldModelRef
     from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
     from embodied.rl.refresh import RefreshSettings
 
     root, policy, world_model = prepare(work)
     out = work / "finetune"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run, not a resumed one
     config = FinetuneConfig(
         policy=PolicyRef(policy), world_model=WorldModelRef(world_model),
         dataset=DatasetConfig(root=root), output_dir=str(out), iterations=args.iterations,
-        horizon=10, save_every=50, eval_task="", reward_guard=0.0,
-        algo=AlgoSettings(group_size=4, starts=2, minibatch_size=16),
+        horizon=args.horizon, save_every=50, eval_task="", reward_guard=0.0,
+        success_threshold=0.999,  # the untrained success head: episodes run their horizon
+        algo=AlgoSettings(group_size=4, starts=2, minibatch_size=16, min_group_rate=-1.0,
+                          max_group_rate=2.0, entropy_coef=0.01),  # every group learned from
         refresh=RefreshSettings(every=args.refresh_every, task="lift", episodes=1, steps=5,
                                 batch_size=2),
         ray=RaySettings(num_workers=args.workers),
     )  # fmt: skip
-    sampler = MemorySampler("WorkerActor", args.sample_every_s)
+    connect(num_cpus=args.workers)  # the sampler reads the cluster's actor table
+    sampler = MemorySampler("WorkerActor", args.workers, args.sample_every_s)
     sampler.start()
     try:
         finetune(config)
@@ -122,6 +132,8 @@ def soak(args: SoakConfig, work: Path) -> tuple[list[dict], list[tuple]]:
 
 def growth(values: list[float], window: float) -> tuple[float, float, float]:
     """(start median, end median, growth %) over the first and last `window` of `values`."""
+    if not values:
+        raise RuntimeError("nothing sampled: run more iterations or sample more often")
     n = max(1, int(len(values) * window))
     start, end = statistics.median(values[:n]), statistics.median(values[-n:])
     return start, end, 100 * (end - start) / start
@@ -138,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows, samples = soak(args, work)
     iterations = [r for r in rows if r.get("iteration", 0) > args.warmup and "time_learn_s" in r]
     seconds = [r["time_rollout_s"] + r["time_learn_s"] + r["time_sync_s"] for r in iterations]
-    settled = samples[max(1, len(samples) * args.warmup // max(1, args.iterations)) :]
+    settled = samples[len(samples) * args.warmup // args.iterations :]
     figures = {
         "iterations": args.iterations, "refresh_every": args.refresh_every,
         "workers": args.workers, "samples": len(samples), "wall_s": time.perf_counter() - start,
@@ -150,7 +162,10 @@ def main(argv: list[str] | None = None) -> dict:
         ("workers RSS", [s[2] for s in settled], "MB"),
     ]:
         first, last, pct = growth(values, args.window)
-        figures[name.replace(" ", "_")] = {"start": first, "end": last, "growth_pct": pct}
+        tenths = [statistics.median(values[i * len(values) // 10 : (i + 1) * len(values) // 10])
+                  for i in range(10)]  # fmt: skip
+        figures[name.replace(" ", "_")] = {"start": first, "end": last, "growth_pct": pct,
+                                           "median_by_tenth": tenths}  # fmt: skip
         table.append([name, f"{first:.3f} {unit}", f"{last:.3f} {unit}", f"{pct:+.1f} %"])
     print_table(["measure", "start (median)", "end (median)", "growth"], table)
     write_json(args.json, figures)
