@@ -9,7 +9,7 @@ import sys
 
 # modules of the `full` extra (pip install "embodied[full]"); the base install serves and
 # deploys checkpoints without them
-FULL_INSTALL_MODULES = ("robosuite", "mujoco", "ray", "matplotlib", "fast_simplification")
+FULL_INSTALL_MODULES = ("robosuite", "mujoco", "ray", "matplotlib", "fast_simplification", "h5py")
 
 # name -> (module, function, config class, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -24,6 +24,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "collect",
         "CollectConfig",
         "record expert episodes as a LeRobot v3.0 dataset",
+    ),
+    "convert-robomimic": (
+        "embodied.data.robomimic",
+        "convert_robomimic",
+        "ConvertRobomimicConfig",
+        "a robomimic / MimicGen demo.hdf5 as a LeRobot v3.0 dataset: FILE --root DIR",
     ),
     "dataset-info": (
         "embodied.data.summary",
@@ -134,6 +140,9 @@ def _run(name: str, rest: list[str]) -> int:
         if name == "pipeline" and positional:  # `embodied pipeline configs/x.yaml`
             rest = [a for a in rest if a != positional[0]]
             config = load_config(config_cls, rest, config_path=positional[0])
+        elif name == "convert-robomimic" and positional:  # `convert-robomimic FILE.hdf5`
+            rest = [f"--file={positional[0]}", *(a for a in rest if a != positional[0])]
+            config = load_config(config_cls, rest)
         else:
             config = load_config(config_cls, rest)
     except ConfigError as err:

@@ -19,7 +19,7 @@ import numpy as np
 from embodied.ray_utils import RaySettings
 from embodied.rollouts import Callback, Step
 from embodied.stats import success_summary
-from embodied.types import IMAGE_PREFIX, UserInputError
+from embodied.types import UserInputError
 
 
 @dataclass
@@ -107,6 +107,7 @@ class EpisodeRunner:
     process, or as a long-lived Ray actor (each pays the imports and env builds once)."""
 
     def __init__(self, checkpoint: str, n_action_steps: int = 0):
+        from embodied.obs_spec import env_settings
         from embodied.policy_io import load_policy
 
         self.policy, self.pre, self.post = load_policy(checkpoint)
@@ -114,24 +115,15 @@ class EpisodeRunner:
             set_n_action_steps(self.policy.config, n_action_steps)
         self.policy.eval()
         self.keys = sorted(self.policy.config.image_features)
+        self.settings = env_settings(self.policy.config)  # refused here, before any episode
         self.envs: dict[tuple[str, int], Any] = {}
 
     def _env(self, task: str, size: int) -> Any:
-        """The task's batched env with the policy's cameras and image size, checked to fit."""
+        """The task's batched env observing as the policy was trained (`obs_spec`)."""
         from envs.batched import BatchedTaskEnv
-        from envs.robosuite_env import ACTION_DIM
 
         if (task, size) not in self.envs:
-            action_dim = self.policy.config.action_feature.shape[0]
-            if action_dim != ACTION_DIM:
-                raise UserInputError(
-                    f"the policy outputs {action_dim}-D actions; task {task} takes {ACTION_DIM}"
-                )
-            cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in self.keys)
-            image_size = self.policy.config.image_features[self.keys[0]].shape[-1]
-            self.envs[(task, size)] = BatchedTaskEnv(
-                task, size, cameras=cameras, image_size=image_size
-            )
+            self.envs[(task, size)] = BatchedTaskEnv(task, size, **self.settings)
         return self.envs[(task, size)]
 
     def run(self, jobs: list[dict]) -> list[tuple[dict, list[np.ndarray]]]:

@@ -75,8 +75,9 @@ def policy_config_for(meta: Any, settings: Any, cameras: tuple[str, ...] = ()) -
             setattr(config, name, offline)
     config.input_features = {k: features[k] for k in [*image_keys, STATE]}
     config.output_features = {ACTION: features[ACTION]}
-    if hasattr(config, "action_names"):  # the VLA records what each action dimension means
+    if hasattr(config, "action_names"):  # the VLA records what each dimension means
         config.action_names = feature_names(meta.features[ACTION])
+        config.state_names = feature_names(meta.features[STATE])
     config.validate_features()
     return config
 

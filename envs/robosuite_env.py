@@ -22,17 +22,21 @@ import gymnasium as gym
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from embodied.types import STATE, TASK, image_key
+from embodied.types import STATE, TASK, UserInputError, image_key
 from envs.rendering import use_headless_gl, with_fast_visuals
 from envs.tasks import TaskSpec, check_instruction, get_task, sample_instruction
 
-CAMERAS = {
+CAMERAS = {  # our names -> robosuite's
     "agentview": "agentview",
     "wrist": "robot0_eye_in_hand",
     "frontview": "frontview",
     "birdview": "birdview",
     "sideview": "sideview",
 }
+# robosuite's own names for the cameras of our tasks' scenes (a Panda at a table), as
+# robomimic and MimicGen datasets name them; a policy trained on those reads them by name
+ROBOSUITE_CAMERAS = ("agentview", "robot0_eye_in_hand", "frontview", "birdview", "sideview",
+                     "robot0_robotview")  # fmt: skip
 STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_rx", "eef_ry", "eef_rz", "finger_l", "finger_r"]
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
 STATE_DIM = len(STATE_NAMES)
@@ -45,10 +49,15 @@ class EnvConfig:
 
     Attributes:
         task: a name from `envs.tasks.TASKS`.
-        cameras: our camera names (keys of `CAMERAS`), in observation order.
+        cameras: camera names in observation order: ours (keys of `CAMERAS`) or robosuite's
+            (`ROBOSUITE_CAMERAS`); observations are keyed by the name given.
         image_size: square image side in pixels; small by default so CPUs can train on it.
         fast_render: switch off shadows and multisampling (about 16x faster on a CPU).
         horizon: control steps before truncation; None takes the task's own.
+        camera_sizes: (height, width) of each camera; empty: image_size square for all.
+        state: the robosuite observables `observation.state` is made of, in order, each with
+            its size, e.g. (("robot0_eef_pos", 3), ("robot0_eef_quat", 4)); empty: our 8-D
+            layout (STATE_NAMES).
     """
 
     task: str = "lift"
@@ -56,12 +65,35 @@ class EnvConfig:
     image_size: int = 64
     fast_render: bool = True
     horizon: int | None = None
+    camera_sizes: tuple[tuple[int, int], ...] = ()
+    state: tuple[tuple[str, int], ...] = ()
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of each camera."""
+        if not self.camera_sizes:
+            return [(self.image_size, self.image_size)] * len(self.cameras)
+        if len(self.camera_sizes) != len(self.cameras):
+            raise ObservationSpecError(f"{len(self.camera_sizes)} camera sizes for cameras "
+                                       f"{list(self.cameras)}")  # fmt: skip
+        return [tuple(s) for s in self.camera_sizes]
+
+
+class ObservationSpecError(UserInputError):
+    """What a policy reads (cameras, state) that a simulated task cannot give."""
 
 
 def check_cameras(cameras: tuple[str, ...]) -> None:
-    unknown = [c for c in cameras if c not in CAMERAS]
+    unknown = [c for c in cameras if c not in CAMERAS and c not in ROBOSUITE_CAMERAS]
     if unknown:
-        raise ValueError(f"unknown camera(s) {unknown}; known cameras: {sorted(CAMERAS)}")
+        raise ObservationSpecError(
+            f"unknown camera(s) {unknown}; the tasks have {sorted(CAMERAS)} (our names) and "
+            f"{list(ROBOSUITE_CAMERAS)} (robosuite's)"
+        )
+
+
+def robosuite_camera(camera: str) -> str:
+    """robosuite's name for a camera given by our name or its own."""
+    return CAMERAS.get(camera, camera)
 
 
 # The gripper pointing straight down, fingers along the world y axis: a half turn about x.
@@ -128,16 +160,18 @@ class RobosuiteEnv(gym.Env):
         self._actions: list[np.ndarray] = []
         self._raw: dict[str, np.ndarray] = {}
         self._look = True
+        sizes = config.sizes()
         self.sim_env = self._make_robosuite()
         self._render_only_when_looked_at()
-        size = config.image_size
+        self._check_state_observables()
+        state_dim = sum(n for _, n in config.state) if config.state else STATE_DIM
         self.observation_space = gym.spaces.Dict(
             {
                 **{
-                    image_key(c): gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
-                    for c in config.cameras
+                    image_key(c): gym.spaces.Box(0, 255, (h, w, 3), np.uint8)
+                    for c, (h, w) in zip(config.cameras, sizes, strict=True)
                 },
-                STATE: gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
+                STATE: gym.spaces.Box(-np.inf, np.inf, (state_dim,), np.float32),
                 TASK: gym.spaces.Text(max_length=256, charset=string.printable),
             }
         )
@@ -150,13 +184,21 @@ class RobosuiteEnv(gym.Env):
         logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # its logger's level
         if self.config.fast_render:
             cls = _fast_subclass(cls)
-        size = self.config.image_size
         # robosuite draws some scene properties (Lift's cube size) from NumPy's global
         # generator when it builds the model: fix it so every instance is the same scene.
         with _numpy_global_seed(0):
-            return self._build(cls, size)
+            return self._build(cls)
 
-    def _build(self, cls: type, size: int) -> Any:
+    def _check_state_observables(self) -> None:
+        """Every observable the state is made of exists in this task (sizes are checked on
+        the first observation, when robosuite has computed them)."""
+        known = sorted(k for k in self.sim_env._observables if not k.endswith("_image"))
+        unknown = [name for name, _ in self.config.state if name not in known]
+        if unknown:
+            raise ObservationSpecError(f"task {self.config.task} has no observable {unknown} "
+                                       f"for the state; it has {known}")  # fmt: skip
+
+    def _build(self, cls: type) -> Any:
         from robosuite.controllers import load_composite_controller_config
 
         return cls(
@@ -165,9 +207,9 @@ class RobosuiteEnv(gym.Env):
             has_renderer=False,
             has_offscreen_renderer=bool(self.config.cameras),
             use_camera_obs=bool(self.config.cameras),
-            camera_names=[CAMERAS[c] for c in self.config.cameras] or "agentview",
-            camera_heights=size,
-            camera_widths=size,
+            camera_names=[robosuite_camera(c) for c in self.config.cameras] or "agentview",
+            camera_heights=[h for h, _ in self.config.sizes()] or self.config.image_size,
+            camera_widths=[w for _, w in self.config.sizes()] or self.config.image_size,
             control_freq=20,
             horizon=self.horizon,
             ignore_done=True,
@@ -213,7 +255,7 @@ class RobosuiteEnv(gym.Env):
         from robosuite.utils.observables import sensor
 
         for camera in self.config.cameras:
-            name = f"{CAMERAS[camera]}_image"
+            name = f"{robosuite_camera(camera)}_image"
             observable = self.sim_env._observables[name]  # robosuite keeps them private
             rendered, blank = observable._sensor, np.zeros((1, 1, 3), np.uint8)
 
@@ -324,24 +366,32 @@ class RobosuiteEnv(gym.Env):
         that ended on a step that was not looked at (not the frame rendering every step
         would have given, which robosuite renders early in the step)."""
         for camera in self.config.cameras:
-            name = f"{CAMERAS[camera]}_image"
+            name = f"{robosuite_camera(camera)}_image"
             self._raw[name] = self.sim_env._observables[name]._sensor({})
         return self._observation()
 
     def _observation(self, images: bool = True) -> dict:
         raw = self._raw
-        state = np.concatenate(
-            [
-                raw["robot0_eef_pos"],
-                orientation_from_home(raw["robot0_eef_quat"]),
-                raw["robot0_gripper_qpos"],
-            ]
-        ).astype(np.float32)
         cameras = self.config.cameras if images else ()
-        obs = {image_key(c): raw[f"{CAMERAS[c]}_image"][::-1].copy() for c in cameras}
-        obs[STATE] = state
+        obs = {image_key(c): raw[f"{robosuite_camera(c)}_image"][::-1].copy() for c in cameras}
+        obs[STATE] = self._state()
         obs[TASK] = self.instruction
         return obs
+
+    def _state(self) -> np.ndarray:
+        raw = self._raw
+        if not self.config.state:  # our layout
+            parts = [raw["robot0_eef_pos"], orientation_from_home(raw["robot0_eef_quat"]),
+                     raw["robot0_gripper_qpos"]]  # fmt: skip
+            return np.concatenate(parts).astype(np.float32)
+        parts = [np.ravel(raw[name]) for name, _ in self.config.state]
+        for (name, size), part in zip(self.config.state, parts, strict=True):
+            if part.size != size:
+                raise ObservationSpecError(
+                    f"observable {name} of task {self.config.task} has {part.size} values; "
+                    f"the state expects {size}"
+                )
+        return np.concatenate(parts).astype(np.float32)
 
 
 def make_env(task: str = "lift", **kwargs: Any) -> RobosuiteEnv:

@@ -186,3 +186,38 @@ def test_paths_every_node_must_see_are_checked_before_work(cluster, tmp_path):
     assert list((tmp_path / "out").iterdir()) == []  # the check leaves nothing behind
     with pytest.raises(UserInputError, match=r"--policy.path .* node\(s\) \[.+\] cannot see it"):
         require_shared(reads={"--policy.path": str(tmp_path / "on_another_machine")})
+
+
+def test_a_killed_training_worker_resumes_from_the_last_checkpoint(recorded, cluster, tmp_path,
+                                                                   fault_report):  # fmt: skip
+    """Ray Train, data-parallel over two nodes: one worker's process is SIGKILLed mid-run;
+    Ray Train restarts the group (FailureConfig) and it resumes from the last checkpoint in
+    the shared output_dir, every step logged once."""
+    import os
+    import signal
+    import time
+
+    from ray._private.state import actors
+    from tiny import POLICY
+
+    from embodied.train_policy import TrainPolicyConfig, train_policy
+
+    metrics, killed = tmp_path / "run/metrics.jsonl", []
+
+    def kill_a_worker_midway() -> None:
+        while not metrics.is_file() or len(metrics.read_text().splitlines()) < 15:
+            time.sleep(0.1)
+        pid = next(a["Pid"] for a in actors().values()
+                   if "TrainWorker" in a["ActorClassName"] and a["State"] == "ALIVE")  # fmt: skip
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    threading.Thread(target=kill_a_worker_midway, daemon=True).start()
+    train_policy(TrainPolicyConfig(
+        dataset=DatasetConfig(root=str(recorded[0])), output_dir=str(tmp_path / "run"),
+        policy=dict(POLICY), steps=80, batch_size=4, log_every=1, save_every=10,
+        ray=RaySettings(num_workers=2, address=cluster.address)))  # fmt: skip
+    steps = [json.loads(x)["step"] for x in metrics.read_text().splitlines()]
+    survived = bool(killed) and steps == list(range(1, 81))
+    fault_report("actor killed", "Ray Train worker", "survived" if survived else "lost")
+    assert killed and steps == list(range(1, 81)), steps

@@ -180,3 +180,34 @@ def test_cameras_render_only_when_looked_at_and_stay_bit_identical():
     assert (renders["every"], renders["lazy"]) == (52, 16)  # 2 envs x 2 cameras x (1 + 12 | 1 + 3)
     every.close()
     lazy.close()
+
+
+@pytest.mark.sim
+def test_robosuite_camera_names_sizes_and_named_observables():
+    """Observations as robosuite's own datasets hold them: its camera names, each camera at
+    its own size, a state composed of named observables (what `embodied.obs_spec` builds
+    from a checkpoint trained on robomimic-style data)."""
+    from embodied.obs_spec import state_observables
+
+    names = [f"robot0_eef_pos.{i}" for i in range(3)] + [f"robot0_eef_quat.{i}" for i in
+             range(4)] + ["robot0_gripper_qpos.0", "robot0_gripper_qpos.1"]  # fmt: skip
+    state = state_observables(names, 9)
+    assert state == (("robot0_eef_pos", 3), ("robot0_eef_quat", 4), ("robot0_gripper_qpos", 2))
+    env = make_env("lift", cameras=("robot0_eye_in_hand", "agentview"),
+                   camera_sizes=((84, 84), (48, 64)), state=state)  # fmt: skip
+    obs, _ = env.reset(seed=3)
+    assert obs[image_key("robot0_eye_in_hand")].shape == (84, 84, 3)
+    assert obs[image_key("agentview")].shape == (48, 64, 3)
+    raw = env.privileged
+    expected = np.concatenate([raw["robot0_eef_pos"], raw["robot0_eef_quat"],
+                               raw["robot0_gripper_qpos"]])  # fmt: skip
+    assert np.allclose(obs[STATE], expected) and env.observation_space[STATE].shape == (9,)
+    env.close()
+    with pytest.raises(ValueError, match=r"no observable \['robot0_eef_vel'\].*robot0_eef_pos"):
+        make_env("lift", cameras=(), state=(("robot0_eef_vel", 3),))
+    env = make_env("lift", cameras=(), state=(("robot0_eef_pos", 4),))
+    with pytest.raises(ValueError, match="robot0_eef_pos of task lift has 3 values"):
+        env.reset(seed=0)
+    assert state_observables([], 8) == ()  # our layout, named or not
+    with pytest.raises(ValueError, match="9-D state without naming"):
+        state_observables([], 9)

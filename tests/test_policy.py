@@ -420,3 +420,33 @@ def test_chunked_acting_follows_the_same_trajectory_as_acting_step_by_step(recor
     assert all(np.array_equal(a, b) for a, b in zip(states[False], states[True], strict=True))
     with pytest.raises(ValueError, match="deterministic mean chunk only"):
         PolicyActor(policy, pre, post, temperature=1.0, chunked=True)
+
+
+@pytest.mark.sim
+def test_eval_refuses_what_the_tasks_cannot_observe_before_any_episode(recorded, tmp_path,
+                                                                         capsys):  # fmt: skip
+    import re
+
+    from embodied import cli
+
+    root, _ = recorded
+    checkpoint = _train(tmp_path, root, 1)
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["state_names"][:2] == ["eef_x", "eef_y"]  # recorded from the dataset
+    cases = {
+        "state_names": ([f"robot0_joint_torque.{i}" for i in range(8)],
+                        r"has no observable \['robot0_joint_torque'\] .*'robot0_eef_pos'"),
+        "action_names": ([f"joint_{i}" for i in range(7)],
+                         r"outputs 7-D actions \['joint_0'.*the tasks take 7-D OSC deltas \['dx'"),
+    }  # fmt: skip
+    for key, (value, said) in cases.items():
+        bad = tmp_path / key
+        shutil.copytree(checkpoint, bad)
+        (bad / "config.json").write_text(json.dumps({**config, key: value}))
+        out = tmp_path / f"eval_{key}"
+        argv = ["eval", f"--policy.path={bad}", "--eval.n_episodes=1", "--eval.videos=0",
+                f"--output_dir={out}"]  # fmt: skip
+        assert cli.main(argv) == 2
+        said_lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("embodied")]
+        assert len(said_lines) == 1 and re.search(said, said_lines[0]), said_lines
+        assert not (out / "episodes.jsonl").exists()

@@ -8,9 +8,11 @@ run never leaves a folder that looks like a finished dataset.
 
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -156,6 +158,42 @@ def write_dataset(
     """Write `(row, frames)` episodes (frames: `envs.experts.Frame`s, from an expert or a
     policy) as a LeRobot dataset at `root`, each row (plus index, success, length and start
     state) into the episodes sidecar. Built in `<root>.partial` and renamed when complete."""
+    features = dataset_features(cameras, image_size)
+    with lerobot_dataset_written(root, repo_id, features, vcodec) as dataset:
+        sidecar = []
+        bar = tqdm(total=total, desc="recording episodes", unit="ep")
+        successes = 0
+        for row, frames in episodes:
+            for t, frame in enumerate(frames):
+                if t == 0:
+                    start_state = frame.start_state
+                dataset.add_frame(_lerobot_frame(frame))
+            dataset.save_episode()
+            successes += frame.success
+            sidecar.append(
+                {
+                    "episode_index": len(sidecar),
+                    **row,
+                    "success": bool(frame.success),
+                    "length": t + 1,
+                    "start_state": start_state["mujoco_state"].tolist(),
+                }
+            )
+            bar.update(1)
+            bar.set_postfix(success=f"{successes / len(sidecar):.0%}")
+        bar.close()
+        with open(Path(dataset.root) / EPISODES_SIDECAR, "w") as f:
+            for row in sidecar:
+                f.write(json.dumps(row) + "\n")
+    return root
+
+
+@contextmanager
+def lerobot_dataset_written(root: Path, repo_id: str, features: dict,
+                            vcodec: str = "libsvtav1") -> Iterator[Any]:  # fmt: skip
+    """A new `LeRobotDataset` to add episodes to, built in `<root>.partial` (marked
+    INCOMPLETE) and finalized and renamed to `root` when the block ends: an interrupted
+    writer never leaves a folder that looks like a finished dataset."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     partial = root.with_name(root.name + ".partial")
@@ -163,45 +201,13 @@ def write_dataset(
         print(f"removing {partial}, left by an interrupted recording")
         shutil.rmtree(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    dataset = LeRobotDataset.create(
-        repo_id,
-        fps=FPS,
-        features=dataset_features(cameras, image_size),
-        root=partial,
-        robot_type="panda",
-        use_videos=True,
-        vcodec=vcodec,
-    )
+    dataset = LeRobotDataset.create(repo_id, fps=FPS, features=features, root=partial,
+                                    robot_type="panda", use_videos=True, vcodec=vcodec)  # fmt: skip
     (partial / INCOMPLETE_MARKER).write_text("recording was interrupted; this is not a dataset\n")
-    sidecar = []
-    bar = tqdm(total=total, desc="recording episodes", unit="ep")
-    successes = 0
-    for row, frames in episodes:
-        for t, frame in enumerate(frames):
-            if t == 0:
-                start_state = frame.start_state
-            dataset.add_frame(_lerobot_frame(frame))
-        dataset.save_episode()
-        successes += frame.success
-        sidecar.append(
-            {
-                "episode_index": len(sidecar),
-                **row,
-                "success": bool(frame.success),
-                "length": t + 1,
-                "start_state": start_state["mujoco_state"].tolist(),
-            }
-        )
-        bar.update(1)
-        bar.set_postfix(success=f"{successes / len(sidecar):.0%}")
-    bar.close()
+    yield dataset
     dataset.finalize()
-    with open(partial / EPISODES_SIDECAR, "w") as f:
-        for row in sidecar:
-            f.write(json.dumps(row) + "\n")
     (partial / INCOMPLETE_MARKER).unlink()
     partial.rename(root)
-    return root
 
 
 class EpisodeFrames(Callback):

@@ -11,7 +11,6 @@ WMPO compares GRPO on real rollouts with RL in its world model.
 import numpy as np
 
 from embodied.rl.rollout_worker import Models, PolicyWorker, WorkerSpec
-from embodied.types import IMAGE_PREFIX
 
 # start-state seeds are drawn from here up, away from evaluation's (100_000 + i) and
 # collect's (seed + 100_000 k + i) seeds, so RL never practises on an evaluated start
@@ -40,16 +39,15 @@ class MujocoWorker(PolicyWorker):
         return specs, seeds, texts
 
     def _env(self, specs: list) -> object:
-        """The batched env of these episodes' tasks (built once, with the policy's cameras
-        and image size)."""
+        """The batched env of these episodes' tasks (built once, observing as the policy
+        was trained: `embodied.obs_spec`)."""
+        from embodied.obs_spec import env_settings
         from envs.batched import BatchedTaskEnv
 
         names = tuple(s.name for s in specs)
         if names not in self.envs:
-            cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in self.image_keys)
-            size = self.policy.config.image_features[self.image_keys[0]].shape[-1]
-            self.envs[names] = BatchedTaskEnv(list(names), len(names), cameras=cameras,
-                                              image_size=size)  # fmt: skip
+            settings = env_settings(self.policy.config)
+            self.envs[names] = BatchedTaskEnv(list(names), len(names), **settings)
         return self.envs[names]
 
     def sample(self, weights: dict[str, np.ndarray], seed: int,

@@ -35,6 +35,8 @@ class VLAConfig(PreTrainedConfig):
         action_names: the meaning of each action dimension, from the training data's
             feature names (e.g. a 6-joint arm's `shoulder_pan.pos`...); a robot's
             `action_features` are checked against them before the first action.
+        state_names: the meaning of each state dimension, from the training data's feature
+            names; a simulated task composes the same state from them (`embodied.obs_spec`).
     """
 
     n_obs_steps: int = 1
@@ -56,6 +58,7 @@ class VLAConfig(PreTrainedConfig):
     optimizer_lr: float = 3e-4
     optimizer_weight_decay: float = 1e-4
     action_names: list[str] = field(default_factory=list)
+    state_names: list[str] = field(default_factory=list)
     normalization_mapping: dict[str, NormalizationMode] = field(
         default_factory=lambda: {
             "VISUAL": NormalizationMode.IDENTITY,
@@ -68,6 +71,7 @@ class VLAConfig(PreTrainedConfig):
     framework_fields: ClassVar[tuple[str, ...]] = (
         "input_features", "output_features", "device", "use_amp", "use_peft", "push_to_hub",
         "repo_id", "private", "tags", "license", "pretrained_path", "action_names",
+        "state_names",
     )  # fmt: skip
 
     def __post_init__(self):

@@ -96,6 +96,8 @@ class VLAPolicy(PreTrainedPolicy):
         config.validate_features()
         if dataset_meta is not None:
             _match_action_names(config, feature_names(dataset_meta.features.get(ACTION, {})))
+            if not config.state_names:  # a fresh policy: record what its state holds
+                config.state_names = feature_names(dataset_meta.features.get(STATE, {}))
         self.camera_keys = sorted(config.image_features)
         self.model = VLANet(
             config,
