@@ -112,5 +112,5 @@ class ChunkSampler:
                 chunk = dist.sample(self.temperature, generator=self.generator)
                 mask = self.mask.expand(len(chunk), -1)
                 log_prob = dist.log_prob(chunk, mask=mask, temperature=self.temperature)
-            actions = self.post(chunk[:, : self.n]).clamp(-1.0, 1.0).numpy()
-        return actions, {"chunk": chunk.numpy(), "log_prob": log_prob.numpy()}
+            actions = self.post(chunk[:, : self.n]).clamp(-1.0, 1.0).cpu().numpy()
+        return actions, {"chunk": chunk.cpu().numpy(), "log_prob": log_prob.cpu().numpy()}

@@ -104,13 +104,16 @@ class _Videos(Callback):
 
 class EpisodeRunner:
     """A policy and batched envs per task, running batches of episodes on request: in this
-    process, or as a long-lived Ray actor (each pays the imports and env builds once)."""
+    process, or as a long-lived Ray actor (each pays the imports and env builds once).
+    `placed`: an actor, computing on the GPU Ray gave it (`--ray.gpus_per_worker`), if any."""
 
-    def __init__(self, checkpoint: str, n_action_steps: int = 0):
+    def __init__(self, checkpoint: str, n_action_steps: int = 0, placed: bool = False):
         from embodied.obs_spec import env_settings
         from embodied.policy_io import load_policy
+        from embodied.ray_utils import placed_device
 
-        self.policy, self.pre, self.post = load_policy(checkpoint)
+        device = placed_device() if placed else "cpu"
+        self.policy, self.pre, self.post = load_policy(checkpoint, device)
         if n_action_steps:
             set_n_action_steps(self.policy.config, n_action_steps)
         self.policy.eval()
@@ -160,7 +163,7 @@ def run_episodes(checkpoint: str, batches: list[list[dict]], n_action_steps: int
 
     from embodied.ray_utils import actors
 
-    pool = ActorPool(actors(EpisodeRunner, ray, checkpoint, n_action_steps, restarts=2,
+    pool = ActorPool(actors(EpisodeRunner, ray, checkpoint, n_action_steps, True, restarts=2,
                             reads={"--policy.path": checkpoint}))  # fmt: skip
     for results in pool.map_unordered(lambda a, batch: a.run.remote(batch), batches):
         yield from results

@@ -1,7 +1,9 @@
 """The one place the runtime connects to Ray: a local cluster or an existing one by address."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from embodied.types import UserInputError
 
@@ -21,13 +23,18 @@ class RaySettings:
     gpus_per_worker: GPUs each worker asks Ray for (rollout actors imagining in the world
         model, episode runners, Ray Train workers); 0 on CPU machines, the same code path.
     max_failures: restarts of a Ray Train run whose worker or node failed; each restart
-        resumes from the last checkpoint in --output_dir (-1: without limit).
+        resumes from the last checkpoint in --output_dir (-1: without limit). The same
+        bound holds for a placed learner (`learner_gpus`) whose node is lost.
+    learner_gpus: GPUs RL's learner asks Ray for (`embodied finetune`): above 0 the learner
+        (updates, MuJoCo checks, refreshes) runs as a Ray task placed on a node that has
+        them, and computes there on cuda; 0: in this process, on CPU.
     """
 
     num_workers: int = 0
     address: str = ""
     gpus_per_worker: float = 0.0
     max_failures: int = 3
+    learner_gpus: float = 0.0
 
     @property
     def on_cluster(self) -> bool:
@@ -127,6 +134,52 @@ def _seen_by(nodes: list[dict], path: Path) -> list[bool]:
     ])  # fmt: skip
 
 
+def require_gpus(asked: float, what: str) -> None:
+    """A one-line error when the cluster has fewer GPUs than `asked` (Ray would otherwise
+    wait for them for ever, with no word why)."""
+    import ray
+
+    have = ray.cluster_resources().get("GPU", 0.0)
+    if asked > have:
+        raise UserInputError(f"{what} ask(s) Ray for {asked:g} GPU(s); the cluster has {have:g} "
+                             "(set them to 0 on CPU nodes)")  # fmt: skip
+
+
+def placed_device() -> str:
+    """Where this Ray worker computes: cuda when Ray gave it a GPU and torch sees one; else
+    cpu (said on stderr when a GPU was given that torch cannot see)."""
+    import sys
+
+    import ray
+    import torch
+
+    if not (ray.is_initialized() and ray.get_gpu_ids()):
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    print(f"Ray gave this worker GPU(s) {ray.get_gpu_ids()}, but torch sees no CUDA device: "
+          "computing on CPU", file=sys.stderr)  # fmt: skip
+    return "cpu"
+
+
+def run_placed(fn: Callable, *args, gpus: float, retries: int) -> Any:
+    """`fn(*args)` as a Ray task asking for `gpus` GPUs (and no CPU slot, so it never waits
+    for the workers it starts), retried on a lost node up to `retries` times (-1: always);
+    its result, or the error it raised (a user's error stays one line)."""
+    import ray
+    from ray.exceptions import RayTaskError
+
+    task = ray.remote(num_cpus=0, num_gpus=gpus, max_retries=retries)(fn).options(
+        runtime_env={"env_vars": {"MUJOCO_GL": ACTOR_ENV["MUJOCO_GL"]}}
+    )
+    try:
+        return ray.get(task.remote(*args))
+    except RayTaskError as err:
+        if isinstance(err.cause, UserInputError):
+            raise err.cause from None
+        raise
+
+
 def actors(cls: type, settings: RaySettings, *args, restarts: int = -1,
            reads: Paths = None, writes: Paths = None) -> list:  # fmt: skip
     """`settings.num_workers` long-lived actors `cls(*args)`, one CPU each, on the cluster at
@@ -138,6 +191,7 @@ def actors(cls: type, settings: RaySettings, *args, restarts: int = -1,
 
     connect(settings.address, num_cpus=settings.workers)
     require_shared(reads, writes)
+    require_gpus(settings.gpus_per_worker * settings.workers, "--ray.gpus_per_worker")
     remote = ray.remote(num_cpus=1, num_gpus=settings.gpus_per_worker)(cls).options(
         max_restarts=restarts, max_task_retries=restarts, scheduling_strategy="SPREAD",
         runtime_env={"env_vars": ACTOR_ENV},

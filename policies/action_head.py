@@ -36,9 +36,10 @@ class ChunkGaussian:
         return self.log_std + math.log(temperature)
 
     def sample(self, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
-        noise = torch.randn(
-            self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
-        )
+        # drawn where the generator lives (a CPU generator seeds a policy on cuda too)
+        where = generator.device if generator is not None else self.mean.device
+        noise = torch.randn(self.mean.shape, generator=generator, device=where,
+                            dtype=self.mean.dtype).to(self.mean.device)  # fmt: skip
         return self.mean + self._log_std(temperature).exp() * noise
 
     def log_prob(

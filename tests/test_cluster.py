@@ -221,3 +221,78 @@ def test_a_killed_training_worker_resumes_from_the_last_checkpoint(recorded, clu
     survived = bool(killed) and steps == list(range(1, 81))
     fault_report("actor killed", "Ray Train worker", "survived" if survived else "lost")
     assert killed and steps == list(range(1, 81)), steps
+
+
+@pytest.fixture
+def gpu_cluster():
+    """A head that runs nothing, a CPU node, and two nodes that declare one GPU each (Ray
+    places by declared resources; torch sees no CUDA here, so work placed there computes on
+    CPU)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster.add_node(num_cpus=2)
+    gpu_nodes = [cluster.add_node(num_cpus=1, num_gpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    yield cluster, {n.node_id: n for n in gpu_nodes}
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_the_learner_asks_for_gpus_and_runs_where_they_are(models, gpu_cluster, tmp_path,
+                                                          weights, fault_report):  # fmt: skip
+    """`--ray.learner_gpus=1`: the learner runs as a Ray task on a node with a GPU and ends
+    where the learner in this process ends; when its node is lost it reruns on the other
+    GPU node from the last checkpoint, to the same end; asking for more GPUs than the
+    cluster has is one line, not a wait for ever."""
+    import threading
+    import time
+
+    import torch
+
+    from embodied.rl.finetune import AlgoSettings, FinetuneConfig, finetune
+    from embodied.rl.placement import LEARNER_FILE
+    from embodied.types import UserInputError
+
+    cluster, gpu_nodes = gpu_cluster
+    policy, world_model, data = models
+
+    def config(name: str, learner_gpus: float) -> FinetuneConfig:
+        return FinetuneConfig(
+            iterations=2, horizon=10, save_every=1, policy=PolicyRef(str(policy)),
+            world_model=WorldModelRef(str(world_model)), dataset=data,
+            algo=AlgoSettings(group_size=4, starts=2, minibatch_size=16, lr=1e-3,
+                              min_group_rate=-1.0, max_group_rate=2.0, entropy_coef=0.01),
+            ray=RaySettings(num_workers=2, address=cluster.address, learner_gpus=learner_gpus),
+            output_dir=str(tmp_path / name),
+        )  # fmt: skip
+
+    here = weights(finetune(config("here", 0)))
+    assert not (tmp_path / "here" / LEARNER_FILE).exists()
+    placed = weights(finetune(config("placed", 1)))
+    where = json.loads((tmp_path / "placed" / LEARNER_FILE).read_text())
+    assert where["node"] in gpu_nodes and where["device"] == "cpu" and where["gpu_ids"] == ["0"]
+    assert all(torch.equal(here[k], placed[k]) for k in here)
+
+    lost = tmp_path / "node_lost"
+    removed: dict = {}
+
+    def remove_the_learners_node() -> None:  # once iteration 1 is checkpointed
+        while not (lost / "checkpoints" / "0000001").exists():
+            time.sleep(0.1)
+        node = json.loads((lost / LEARNER_FILE).read_text())["node"]
+        cluster.remove_node(gpu_nodes[node])
+        removed["node"] = node
+
+    threading.Thread(target=remove_the_learners_node, daemon=True).start()
+    survived = weights(finetune(config("node_lost", 1)))
+    rerun_on = json.loads((lost / LEARNER_FILE).read_text())["node"]
+    assert removed and rerun_on in gpu_nodes and rerun_on != removed["node"]
+    rows = [json.loads(r)["iteration"] for r in (lost / "metrics.jsonl").read_text().splitlines()]
+    same = rows == [1, 2] and all(torch.equal(here[k], survived[k]) for k in here)
+    fault_report("node removed", "under the learner", "survived" if same else "results changed")
+    assert same
+    with pytest.raises(UserInputError, match=r"ask\(s\) Ray for 2 GPU\(s\); the cluster has 1"):
+        finetune(config("too_many", 2))

@@ -50,7 +50,8 @@ class PPO(GRPO):
 
     def __init__(self, settings: Any, policy: Any):
         super().__init__(settings, policy)
-        self.value_head = torch.nn.Linear(policy.config.dim, 1)
+        device = next(policy.parameters()).device
+        self.value_head = torch.nn.Linear(policy.config.dim, 1).to(device)
         self.targets: torch.Tensor | None = None
 
     def parameter_groups(self) -> list[dict]:
@@ -62,7 +63,7 @@ class PPO(GRPO):
         episode = torch.from_numpy(data["episode"])
         with torch.no_grad():
             chunks = np.array_split(np.arange(len(episode)), max(1, len(episode) // 256))
-            values = torch.cat([self.value_head(features(i)).squeeze(-1) for i in chunks])
+            values = torch.cat([self.value_head(features(i)).squeeze(-1).cpu() for i in chunks])
         n_eps, T = int(episode.max()) + 1, int(data["t"].max()) + 1
         grid = {name: torch.zeros(T, n_eps) for name in ("reward", "value", "alive")}
         t = torch.from_numpy(data["t"])
@@ -75,7 +76,8 @@ class PPO(GRPO):
         return adv, torch.ones_like(adv, dtype=torch.bool)
 
     def extra_loss(self, features: torch.Tensor, idx: np.ndarray) -> tuple[Any, dict]:
-        value_loss = (self.value_head(features).squeeze(-1) - self.targets[idx]).pow(2).mean()
+        targets = self.targets[idx].to(features.device)
+        value_loss = (self.value_head(features).squeeze(-1) - targets).pow(2).mean()
         return self.settings.value_coef * value_loss, {"value_loss": value_loss.item()}
 
     def save(self, state: Path) -> None:

@@ -45,14 +45,22 @@ STOPPED_FILE = "stopped.json"  # the guard's reason for stopping, in the run dir
 
 
 def finetune(config: FinetuneConfig) -> Path:
-    """Run (or resume) the fine-tune; returns the final policy checkpoint folder."""
+    """Run (or resume) the fine-tune; returns the final policy checkpoint folder. The
+    learner runs here, or on a GPU node with `--ray.learner_gpus` (`embodied.rl.placement`)."""
+    from embodied.rl.placement import run_learner
+
+    return run_learner(config, _finetune)
+
+
+def _finetune(config: FinetuneConfig, device: str) -> str:
+    """The fine-tune, its learner computing on `device`."""
     from embodied.data.source import open_metadata
     from embodied.policy_io import load_policy
     from world_models.base import read_config
     from world_models.registry import FAMILIES
     from world_models.reward_model import REWARD_FAMILIES
 
-    policy, pre, post = load_policy(config.policy.path, policy_type="embodied_vla")
+    policy, pre, post = load_policy(config.policy.path, device, policy_type="embodied_vla")
     world = reward = None
     if config.env == "world_model":
         if config.reward_model.path:
@@ -60,7 +68,7 @@ def finetune(config: FinetuneConfig) -> Path:
         world = read_config(Path(config.world_model.path), FAMILIES)
         open_metadata(config.dataset)
     n = check_config(config, policy.config, world, reward)
-    learner = Learner(config.algo, config.seed, policy, pre, post, n)
+    learner = Learner(config.algo, config.seed, policy, pre, post, n, device)
     a = config.algo
     spec = WorkerSpec(str(config.policy.path), str(config.world_model.path), config.dataset,
                       a.starts, a.group_size, config.horizon, n, a.temperature,
@@ -69,7 +77,7 @@ def finetune(config: FinetuneConfig) -> Path:
                       config.task or config.eval_task)  # fmt: skip
     workers = Workers(spec, config.ray, config.output_dir)
     try:
-        return Run(config, learner, workers, n).loop()
+        return str(Run(config, learner, workers, n).loop())
     finally:
         workers.close()
 

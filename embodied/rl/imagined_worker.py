@@ -8,18 +8,19 @@ from embodied.rl.rollout_worker import Models, PolicyWorker, WorkerSpec
 
 
 class ImaginedWorker(PolicyWorker):
-    def __init__(self, spec: WorkerSpec):
+    def __init__(self, spec: WorkerSpec, device: str = "cpu"):
         from embodied.data.dataset import CachedDataset
         from world_models.env import StartBank, WorldModelEnv
         from world_models.registry import load_world_model
         from world_models.reward_model import load_reward_model
 
-        super().__init__(spec)
-        model = load_world_model(spec.world_model_path)
+        super().__init__(spec, device)
+        model = load_world_model(spec.world_model_path, device)
         dataset = CachedDataset.open(spec.dataset)
         bank = StartBank.from_dataset(dataset, model.config, keyframe_every=spec.keyframe_every)
         self.data_starts, self.start_roots = bank, ()
-        reward = load_reward_model(spec.reward_model_path) if spec.reward_model_path else None
+        path = spec.reward_model_path
+        reward = load_reward_model(path, device) if path else None
         self.models = Models(str(spec.world_model_path), str(spec.reward_model_path))
         self.env = WorldModelEnv(
             model,
@@ -28,6 +29,7 @@ class ImaginedWorker(PolicyWorker):
             horizon=spec.horizon,
             success_threshold=spec.success_threshold,
             reward_model=reward,
+            device=device,
         )
 
     def use(self, models: Models) -> None:
@@ -36,9 +38,9 @@ class ImaginedWorker(PolicyWorker):
         from world_models.reward_model import load_reward_model
 
         if models.world_model != self.models.world_model:
-            self.env.model = load_world_model(models.world_model).eval()
+            self.env.model = load_world_model(models.world_model, self.device).eval()
         if models.reward_model != self.models.reward_model:
-            self.env.reward_model = load_reward_model(models.reward_model)
+            self.env.reward_model = load_reward_model(models.reward_model, self.device)
         if self.env.reward_model is not None:
             own = self.env.reward_model.config.threshold
             matched = models.imagined_threshold

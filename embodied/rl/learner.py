@@ -49,11 +49,13 @@ class Learner:
     """The policy, its optimizer (and the algorithm's own parameters), an optional frozen
     reference for a KL penalty, and the minibatch update."""
 
-    def __init__(self, algo: Any, seed: int, policy, pre, post, n_action_steps: int):
-        self.algo, self.seed = algo, seed
+    def __init__(self, algo: Any, seed: int, policy, pre, post, n_action_steps: int,
+                 device: str = "cpu"):  # fmt: skip
+        """`policy`, `pre` and `post` already on `device` (`load_policy(path, device)`)."""
+        self.algo, self.seed, self.device = algo, seed, device
         self.policy, self.pre, self.post = policy, pre, post
         self.image_keys = sorted(policy.config.image_features)
-        self.mask = executed_steps(policy.config.chunk_size, n_action_steps)
+        self.mask = executed_steps(policy.config.chunk_size, n_action_steps).to(device)
         torch.manual_seed(seed)
         self.algorithm = ALGORITHMS[algo.type](algo, policy)
         groups = [{"params": list(policy.parameters())}, *self.algorithm.parameter_groups()]
@@ -83,6 +85,7 @@ class Learner:
 
         data = flatten_decisions(batches)
         adv, keep = self.algorithm.advantages(data, lambda idx: self._features(data, idx))
+        adv = adv.to(self.device)
         rng = np.random.default_rng([self.seed, iteration])
         kept = keep.nonzero().squeeze(-1).numpy()
         totals: dict[str, list[float]] = {}
@@ -109,10 +112,10 @@ class Learner:
         algo, mask = self.algo, self.mask.expand(len(idx), -1)
         batch = self._batch(data, idx)
         dist, features = self.policy.distribution(batch, with_features=True)
-        actions = torch.from_numpy(data["actions"][idx])
+        actions = torch.from_numpy(data["actions"][idx]).to(self.device)
         log_prob = dist.log_prob(actions, mask=mask, temperature=algo.temperature)
-        old = torch.from_numpy(data["log_prob"][idx])
-        everything = torch.ones(len(idx), dtype=torch.bool)
+        old = torch.from_numpy(data["log_prob"][idx]).to(self.device)
+        everything = torch.ones(len(idx), dtype=torch.bool, device=self.device)
         loss, info = clipped_surrogate(
             log_prob, old, adv[idx], everything, algo.clip_low, algo.clip_high
         )

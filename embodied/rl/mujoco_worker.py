@@ -18,10 +18,10 @@ FIRST_START_SEED = 10_000_000
 
 
 class MujocoWorker(PolicyWorker):
-    def __init__(self, spec: WorkerSpec):
+    def __init__(self, spec: WorkerSpec, device: str = "cpu"):
         from envs.tasks import parse_tasks
 
-        super().__init__(spec)
+        super().__init__(spec, device)
         self.tasks = parse_tasks(spec.task)
         self.envs: dict[tuple[str, ...], object] = {}  # by the episodes' tasks
 

@@ -84,11 +84,12 @@ class WorkerSpec:
 class PolicyWorker:
     """What both workers share: the policy copy, its weights, its sampler and the batch."""
 
-    def __init__(self, spec: WorkerSpec):
+    def __init__(self, spec: WorkerSpec, device: str = "cpu"):
         from embodied.policy_io import load_policy
 
-        self.spec = spec
-        self.policy, self.pre, self.post = load_policy(spec.policy_path, policy_type="embodied_vla")
+        self.spec, self.device = spec, device
+        path = spec.policy_path
+        self.policy, self.pre, self.post = load_policy(path, device, policy_type="embodied_vla")
         self.policy.eval()
         self.image_keys = sorted(self.policy.config.image_features)
 
@@ -138,22 +139,26 @@ class PolicyWorker:
         """Switch to the models a refresh produced (nothing to switch in MuJoCo)."""
 
 
-def make_worker(spec: WorkerSpec) -> PolicyWorker:
-    """The worker of `spec.env` (the class travels to Ray actors through `WorkerActor`)."""
+def make_worker(spec: WorkerSpec, device: str = "cpu") -> PolicyWorker:
+    """The worker of `spec.env`, computing on `device` (the class travels to Ray actors
+    through `WorkerActor`)."""
     if spec.env == "mujoco":
         from embodied.rl.mujoco_worker import MujocoWorker
 
-        return MujocoWorker(spec)
+        return MujocoWorker(spec, device)
     from embodied.rl.imagined_worker import ImaginedWorker
 
-    return ImaginedWorker(spec)
+    return ImaginedWorker(spec, device)
 
 
 class WorkerActor:
-    """A worker as a Ray actor: built from its spec inside the actor's process."""
+    """A worker as a Ray actor: built from its spec inside the actor's process, on the GPU
+    Ray gave it (`--ray.gpus_per_worker`), if any."""
 
     def __init__(self, spec: WorkerSpec):
-        self.worker = make_worker(spec)
+        from embodied.ray_utils import placed_device
+
+        self.worker = make_worker(spec, placed_device())
 
     def sample(self, weights: dict, seed: int, models: Models | None = None) -> dict:
         return self.worker.sample(weights, seed, models)
