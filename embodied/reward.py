@@ -195,24 +195,25 @@ def calibrate(folder: Any, datasets: list[Any]) -> dict:
 
 
 def refit_reward_model(path: str, datasets: list[Any], steps: int, seed: int, out: Any,
-                       grad_clip: float = 1.0, batch_size: int = 32) -> Any:  # fmt: skip
+                       grad_clip: float = 1.0, batch_size: int = 32,
+                       device: str = "cpu") -> Any:  # fmt: skip
     """Fine-tune the reward model at `path` on the training episodes of `datasets` (the
     original data and the policy's own real episodes) in balanced batches at a tenth of its
     learning rate, save it as a checkpoint under `out` and choose its threshold again on
-    their held-out episodes. Returns its model folder."""
+    their held-out episodes. Returns its model folder. It trains on `device`."""
     import torch
 
-    from embodied.training import MODEL_DIR, Trainable, optimizer_step, save_checkpoint
+    from embodied.training import MODEL_DIR, Trainable, on_device, optimizer_step, save_checkpoint
     from world_models.reward_model import load_reward_model
 
     torch.manual_seed(seed)
-    model = load_reward_model(path).train()
+    model = load_reward_model(path, device).train()
     pool = ClipPool(datasets, model.config, held_out=False)
     ids, rng = pool.balanced(), np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=model.config.lr * 0.1,
                                   weight_decay=model.config.weight_decay)  # fmt: skip
     for step in range(steps):
-        loss, _ = model(pool.batch(rng.choice(ids, batch_size)))
+        loss, _ = model(on_device(pool.batch(rng.choice(ids, batch_size)), device))
         where = f"reward refit step {step}"
         optimizer_step(loss, optimizer, model.parameters(), grad_clip, where=where)
     job = Trainable(model.eval(), optimizer, None, 0, None, model.save_pretrained)

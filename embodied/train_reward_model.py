@@ -15,7 +15,7 @@ from typing import Any
 
 from embodied.config import ConfigError, from_dict
 from embodied.reward import calibrate
-from embodied.training import Trainable, TrainConfig, train
+from embodied.training import Trainable, TrainConfig, on_device, train
 from world_models.reward_model import RewardModelConfig
 
 
@@ -98,5 +98,8 @@ def _build(config: TrainRewardModelConfig, resume: Path | None) -> Trainable:
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=model.config.lr, weight_decay=model.config.weight_decay
     )
-    return Trainable(model, optimizer, None, len(ids), lambda rows: pool.batch(ids[rows]),
-                     model.save_pretrained)  # fmt: skip
+
+    def batch(rows: Any) -> dict:
+        return on_device(pool.batch(ids[rows]), config.device)
+
+    return Trainable(model, optimizer, None, len(ids), batch, model.save_pretrained)

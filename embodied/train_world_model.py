@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from embodied.config import ConfigError, from_dict
-from embodied.training import Trainable, TrainConfig, train
+from embodied.training import Trainable, TrainConfig, on_device, train
 from embodied.types import ACTION, DONE, IMAGE_PREFIX, STATE, SUCCESS
 from world_models.latent_conv.configuration_latent_conv import LatentConvConfig
 from world_models.windows import holdout_mask, window_deltas
@@ -132,8 +132,7 @@ def _build(config: TrainWorldModelConfig, resume: Path | None) -> Trainable:
         ).build(optimizer, config.steps)
 
     def batch(rows: np.ndarray) -> dict:
-        raw = dataset.batch(train_rows[rows])
-        return {k: v.to(config.device) if torch.is_tensor(v) else v for k, v in raw.items()}
+        return on_device(dataset.batch(train_rows[rows]), config.device)
 
     return Trainable(
         model=model,

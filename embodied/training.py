@@ -207,6 +207,13 @@ def metrics_up_to(path: Path, step: int, key: str = "step") -> None:
     write_text_atomically(path, "".join(kept))
 
 
+def on_device(batch: dict, device: str) -> dict:
+    """A batch with its tensors moved to `device` (lists of instructions stay as they are)."""
+    import torch
+
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
 def optimizer_step(loss, optimizer, parameters, clip: float, scheduler=None,
                    where: str = "") -> float:  # fmt: skip
     """The one optimizer step of every trainer (policy, world model, refresh, RL): refuse a

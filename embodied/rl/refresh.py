@@ -116,19 +116,20 @@ def record_policy_episodes(root: Path, policy: Any, pre: Any, post: Any, tasks: 
 
 
 def refresh_world_model(model_path: str | Path, original: Any, refresh_roots: list[Path],
-                        settings: RefreshSettings, seed: int, out: Path,
-                        cache_dir: Path) -> tuple[Path, float]:  # fmt: skip
+                        settings: RefreshSettings, seed: int, out: Path, cache_dir: Path,
+                        device: str = "cpu") -> tuple[Path, float]:  # fmt: skip
     """Fine-tune the world model at `model_path` on the original dataset (`DatasetConfig`,
     less its held-out episodes) mixed with the refresh datasets (their decoded frames cached
     in `cache_dir`); save it as a checkpoint of the training loop's layout under `out` and
-    return (its model folder, mean loss of the last quarter of the steps)."""
+    return (its model folder, mean loss of the last quarter of the steps). It trains on
+    `device`, the learner's."""
     import torch
 
-    from embodied.training import MODEL_DIR, Trainable, optimizer_step, save_checkpoint
+    from embodied.training import MODEL_DIR, Trainable, on_device, optimizer_step, save_checkpoint
     from world_models.registry import load_world_model
 
     torch.manual_seed(seed)
-    model = load_world_model(model_path).train()
+    model = load_world_model(model_path, device).train()
     sample = _mixed_batches(model.config, original, refresh_roots, settings, cache_dir, seed)
     optimizer = torch.optim.AdamW(
         model.parameters(),
@@ -137,7 +138,7 @@ def refresh_world_model(model_path: str | Path, original: Any, refresh_roots: li
     )
     losses = []
     for step in range(settings.steps):
-        loss, _ = model(sample())
+        loss, _ = model(on_device(sample(), device))
         where = f"world-model refresh step {step}"
         optimizer_step(loss, optimizer, model.parameters(), settings.grad_clip, where=where)
         losses.append(loss.item())
@@ -224,9 +225,9 @@ def refresh(learner: Any, config: Any, iteration: int, models: Any,
     path, loss = refresh_world_model(
         models.world_model, config.dataset, roots, settings,
         derive_seed(config.seed, iteration, RL_STREAMS["refresh_training"]),
-        out / WORLD_MODELS_DIR / f"{iteration:05d}", out / REFRESH_DIR / "cache",
+        out / WORLD_MODELS_DIR / f"{iteration:05d}", out / REFRESH_DIR / "cache", learner.device,
     )  # fmt: skip
-    reward = _refit_reward_model(models.reward_model, config, roots, iteration)
+    reward = _refit_reward_model(models.reward_model, config, roots, iteration, learner.device)
     starts = tuple(str(r) for r in roots) if config.keyframe_every else ()
     models = replace(models, world_model=str(path), reward_model=reward, start_roots=starts,
                      imagined_threshold=-1.0)  # fmt: skip
@@ -269,7 +270,8 @@ def release_freed_memory() -> None:
         ctypes.CDLL(libc).malloc_trim(0)
 
 
-def _refit_reward_model(path: str, config: Any, roots: list[Path], iteration: int) -> str:
+def _refit_reward_model(path: str, config: Any, roots: list[Path], iteration: int,
+                        device: str) -> str:  # fmt: skip
     """The reward model fine-tuned on the original data and the policy's real episodes so
     far (`refresh.reward_steps`; unchanged when 0 or when there is none)."""
     if not path or config.refresh.reward_steps <= 0:
@@ -285,7 +287,7 @@ def _refit_reward_model(path: str, config: Any, roots: list[Path], iteration: in
     out = Path(config.output_dir) / REWARD_MODELS_DIR / f"{iteration:05d}"
     datasets = [CachedDataset.open(d) for d in data]
     steps, clip = config.refresh.reward_steps, config.refresh.grad_clip
-    return str(refit_reward_model(path, datasets, steps, seed, out, clip))
+    return str(refit_reward_model(path, datasets, steps, seed, out, clip, device=device))
 
 
 def _judge_policy_episodes(root: Path, reward_model: str) -> dict:
