@@ -116,7 +116,7 @@ def train(config: TrainConfig, build: Build, name: str) -> Path:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from embodied.ray_utils import connect, require_shared
+    from embodied.ray_utils import connect, require_gpus, require_shared
 
     connect(config.ray.address, num_cpus=config.ray.workers)
     out = Path(config.output_dir).resolve()
@@ -125,6 +125,7 @@ def train(config: TrainConfig, build: Build, name: str) -> Path:
     require_shared(reads={"--dataset.root": config.dataset.root},
                    writes={"--output_dir": str(out)})  # fmt: skip
     gpus = config.ray.gpus_per_worker or float(config.device.startswith("cuda"))
+    require_gpus(gpus * config.ray.workers, "--ray.gpus_per_worker (or --device=cuda)")
     trainer = TorchTrainer(
         lambda: _loop(config, build, name, distributed=True),
         scaling_config=ScalingConfig(

@@ -241,8 +241,9 @@ def gpu_cluster():
     cluster.shutdown()
 
 
-def test_the_learner_asks_for_gpus_and_runs_where_they_are(models, gpu_cluster, tmp_path,
-                                                          weights, fault_report):  # fmt: skip
+def test_the_learner_asks_for_gpus_and_runs_where_they_are(models, recorded, gpu_cluster,
+                                                          tmp_path, weights,
+                                                          fault_report):  # fmt: skip
     """`--ray.learner_gpus=1`: the learner runs as a Ray task on a node with a GPU and ends
     where the learner in this process ends; when its node is lost it reruns on the other
     GPU node from the last checkpoint, to the same end; asking for more GPUs than the
@@ -296,3 +297,15 @@ def test_the_learner_asks_for_gpus_and_runs_where_they_are(models, gpu_cluster, 
     assert same
     with pytest.raises(UserInputError, match=r"ask\(s\) Ray for 2 GPU\(s\); the cluster has 1"):
         finetune(config("too_many", 2))
+    from embodied.train_policy import TrainPolicyConfig, train_policy
+
+    with pytest.raises(UserInputError, match=r"ask\(s\) Ray for 2 GPU\(s\); the cluster has 1"):
+        train_policy(
+            TrainPolicyConfig(  # Ray Train workers ask as well
+                dataset=DatasetConfig(root=str(recorded[0])),
+                output_dir=str(tmp_path / "train"),
+                steps=1,
+                device="cuda",
+                ray=RaySettings(num_workers=2, address=cluster.address),
+            )
+        )

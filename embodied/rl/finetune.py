@@ -52,7 +52,7 @@ def finetune(config: FinetuneConfig) -> Path:
     return run_learner(config, _finetune)
 
 
-def _finetune(config: FinetuneConfig, device: str) -> str:
+def _finetune(config: FinetuneConfig, device: str) -> Path:
     """The fine-tune, its learner computing on `device`."""
     from embodied.data.source import open_metadata
     from embodied.policy_io import load_policy
@@ -77,7 +77,7 @@ def _finetune(config: FinetuneConfig, device: str) -> str:
                       config.task or config.eval_task)  # fmt: skip
     workers = Workers(spec, config.ray, config.output_dir)
     try:
-        return str(Run(config, learner, workers, n).loop())
+        return Run(config, learner, workers, n).loop()
     finally:
         workers.close()
 

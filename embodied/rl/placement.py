@@ -16,10 +16,10 @@ from typing import Any
 LEARNER_FILE = "learner.json"  # in the run directory: the node and device of the learner
 
 
-def run_learner(config: Any, loop: Callable[[Any, str], str]) -> Path:
+def run_learner(config: Any, loop: Callable[[Any, str], Path]) -> Path:
     """`loop(config, device)` here on CPU, or placed on a GPU node when the config asks."""
     if config.ray.learner_gpus <= 0:
-        return Path(loop(config, "cpu"))
+        return loop(config, "cpu")
     from embodied.ray_utils import connect, require_gpus, require_shared, run_placed
 
     config = absolute_paths(config)
@@ -28,10 +28,10 @@ def run_learner(config: Any, loop: Callable[[Any, str], str]) -> Path:
     require_gpus(asked, "--ray.learner_gpus and --ray.gpus_per_worker")
     require_shared(writes={"--output_dir": config.output_dir})
     gpus, retries = config.ray.learner_gpus, config.ray.max_failures
-    return Path(run_placed(_placed, loop, config, gpus=gpus, retries=retries))
+    return run_placed(_placed, loop, config, gpus=gpus, retries=retries)
 
 
-def _placed(loop: Callable[[Any, str], str], config: Any) -> str:
+def _placed(loop: Callable[[Any, str], Path], config: Any) -> Path:
     """Inside the Ray task: say where the learner landed, then run it there, with the
     node's cores as a driver would have them (Ray gives a task without CPUs one thread)."""
     import os
