@@ -280,8 +280,8 @@ def test_the_learner_asks_for_gpus_and_runs_where_they_are(models, recorded, gpu
     lost = tmp_path / "node_lost"
     removed: dict = {}
 
-    def remove_the_learners_node() -> None:  # once iteration 1 is checkpointed
-        while not (lost / "checkpoints" / "0000001").exists():
+    def remove_the_learners_node() -> None:  # once the learner has landed (its actors start)
+        while not (lost / LEARNER_FILE).exists():
             time.sleep(0.1)
         node = json.loads((lost / LEARNER_FILE).read_text())["node"]
         cluster.remove_node(gpu_nodes[node])
