@@ -1,7 +1,7 @@
 """Simulator steps per second with camera observations, on one core.
 
-Ours (no shadow map, no multisampling, no reflections) against robosuite's default visual
-settings, for every task; and ours rendering only the frames a chunked policy looks at
+Ours (no shadow map, no multisampling, no reflections; `envs.lean_robosuite`'s classes)
+against robosuite's default visual settings and its own classes, for every task; and ours rendering only the frames a chunked policy looks at
 (`--chunk` steps per re-plan: the last step of each chunk renders, as `BatchedTaskEnv` does).
 Run: .venv/bin/python -m benchmarks.sim_throughput --json=sim.json
 """
@@ -38,9 +38,12 @@ def steps_per_second(
 ):
     import numpy as np
 
+    from envs.lean_robosuite import restore_robosuite_classes
     from envs.robosuite_env import make_env
 
     env = make_env(task, cameras=cameras, image_size=64, fast_render=fast)
+    if not fast:
+        restore_robosuite_classes(env.sim_env)
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, 7)).astype(np.float32)
     env.reset(seed=0)
     for action in actions[:10]:  # warm-up: first renders compile shaders

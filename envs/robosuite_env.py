@@ -13,7 +13,6 @@ Info: ``is_success`` (the task's own judge, per instruction).
 """
 
 import contextlib
-import functools
 import logging
 import string
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from embodied.types import STATE, TASK, UserInputError, image_key
-from envs.rendering import use_headless_gl, with_fast_visuals
+from envs.rendering import use_headless_gl
 from envs.tasks import TaskSpec, check_instruction, get_task, sample_instruction
 
 CAMERAS = {  # our names -> robosuite's
@@ -116,46 +115,6 @@ def _robosuite_class(name: str) -> type:
     return robosuite.environments.REGISTERED_ENVS[name]
 
 
-@functools.cache
-def _our_subclass(base: type, fast_render: bool) -> type:
-    """robosuite's env class with two changes that leave its physics and every named
-    observation as robosuite computes them (tests compare with robosuite's own):
-
-    - observations are returned by name only: robosuite also concatenates them per modality
-      (`robot0_proprio-state`, `object-state`) on every step, which nothing here reads;
-    - with `fast_render`, the model XML always carries the fast visual settings. robosuite
-      feeds every (re)built model through `edit_model_xml`, including the rebuilds of hard
-      resets, so the settings cannot be lost.
-    """
-
-    def edit_model_xml(self, xml_str: str) -> str:
-        return with_fast_visuals(base.edit_model_xml(self, xml_str))
-
-    def _get_observations(self, force_update: bool = False) -> dict:
-        if force_update:
-            self._update_observables(force=True)
-        return {name: o.obs for name, o in self._observables.items()
-                if o.is_enabled() and o.is_active()}  # fmt: skip
-
-    attrs: dict[str, Any] = {"_get_observations": _get_observations}
-    if fast_render:
-        attrs["edit_model_xml"] = edit_model_xml
-    # a name of its own: robosuite registers every env class by name
-    return type(f"{'Fast' if fast_render else 'Lean'}{base.__name__}", (base,), attrs)
-
-
-@functools.cache
-def _constant_action_dim(robot_class: type, dim: int) -> type:
-    """A subclass of a robosuite robot whose action size is the constant it is.
-
-    robosuite recomputes a robot's action size (concatenating its controllers' limits)
-    three times per physics substep, 75 times a control step: about a tenth of a step's time
-    in closed-loop evaluation. It depends only on the controller config, fixed when the env
-    is built, so nothing the physics computes changes (tests compare with robosuite's own).
-    """
-    return type(robot_class.__name__, (robot_class,), {"action_dim": property(lambda self: dim)})
-
-
 @contextlib.contextmanager
 def _numpy_global_seed(seed: int):
     """Seed NumPy's global generator for the block, then give the caller's state back."""
@@ -206,17 +165,18 @@ class RobosuiteEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
 
     def _make_robosuite(self) -> Any:
+        from envs.lean_robosuite import lean_env_class, make_robots_lean
+
         use_headless_gl()
 
         cls = _robosuite_class(self.spec_task.robosuite_env)  # imports robosuite, which sets
         logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # its logger's level
-        cls = _our_subclass(cls, self.config.fast_render)
+        cls = lean_env_class(cls, self.config.fast_render)
         # robosuite draws some scene properties (Lift's cube size) from NumPy's global
         # generator when it builds the model: fix it so every instance is the same scene.
         with _numpy_global_seed(0):
             env = self._build(cls)
-        for robot in env.robots:
-            robot.__class__ = _constant_action_dim(type(robot), robot.action_dim)
+        make_robots_lean(env)
         return env
 
     def _check_state_observables(self) -> None:

@@ -79,9 +79,9 @@ def test_fast_visuals_survive_hard_resets():
     import robosuite
     from robosuite.controllers import load_composite_controller_config
 
-    from envs.robosuite_env import _our_subclass
+    from envs.lean_robosuite import lean_env_class
 
-    cls = _our_subclass(robosuite.environments.REGISTERED_ENVS["Lift"], fast_render=True)
+    cls = lean_env_class(robosuite.environments.REGISTERED_ENVS["Lift"], fast_render=True)
     sim_env = cls(
         robots="Panda",
         controller_configs=load_composite_controller_config(controller="BASIC", robot="Panda"),
@@ -184,28 +184,34 @@ def test_cameras_render_only_when_looked_at_and_stay_bit_identical():
 
 @pytest.mark.sim
 def test_our_speed_ups_leave_the_physics_as_robosuite_computes_it():
-    """The robots' action size computed once (a tenth of a step's time) and observations
-    returned by name only give, bit for bit, the trajectory and frames of robosuite's own
-    classes (recomputing the size every substep, concatenating observations per modality)."""
+    """The lean classes (`envs.lean_robosuite`: the arm controller reading MuJoCo by cached
+    ids, the robots' action size computed once, observations returned by name only) give, bit
+    for bit, the torques, trajectory and frames of robosuite's own classes."""
     import numpy as np
 
+    from envs.lean_robosuite import restore_robosuite_classes
     from envs.robosuite_env import make_env
 
     ours, theirs = (make_env("lift", cameras=("agentview",)) for _ in range(2))
-    for robot in theirs.sim_env.robots:
-        robot.__class__ = type(robot).__mro__[1]  # robosuite's class
-    theirs.sim_env.__class__ = type(theirs.sim_env).__mro__[1]
-    assert type(ours.sim_env.robots[0]) is not type(theirs.sim_env.robots[0])
+    restore_robosuite_classes(theirs.sim_env)
     assert "robot0_proprio-state" in theirs.sim_env._get_observations()
     assert "robot0_proprio-state" not in ours.sim_env._get_observations()
-    actions = np.random.default_rng(1).uniform(-1, 1, (20, 7))
-    for env in (ours, theirs):
-        env.reset(seed=11)
-    for action in actions:
-        a, b = ours.step(action), theirs.step(action)
-        for key in a[0]:
-            assert np.array_equal(a[0][key], b[0][key]), key
-    assert np.array_equal(ours.get_state()["mujoco_state"], theirs.get_state()["mujoco_state"])
+    rng = np.random.default_rng(1)
+    for seed in (11, 12):
+        arms = []
+        for env in (ours, theirs):
+            env.reset(seed=seed)  # robosuite builds new controllers on every reset
+            arms.append(env.sim_env.robots[0].composite_controller.part_controllers["right"])
+        assert [type(arm).__name__ for arm in arms] == ["LeanOSC", "OperationalSpaceController"]
+        # wide moves, then down and grip: contacts as well as free motion
+        actions = np.concatenate([rng.uniform(-1, 1, (15, 7)),
+                                  np.tile([0, 0, -1, 0, 0, 0, 1.0], (10, 1))])  # fmt: skip
+        for action in actions:
+            a, b = ours.step(action), theirs.step(action)
+            assert np.array_equal(arms[0].torques, arms[1].torques)
+            for key in a[0]:
+                assert np.array_equal(a[0][key], b[0][key]), key
+        assert np.array_equal(ours.get_state()["mujoco_state"], theirs.get_state()["mujoco_state"])
     ours.close()
     theirs.close()
 
