@@ -191,13 +191,13 @@ def _loop(config: TrainConfig, build: Build, name: str, distributed: bool = Fals
     return folder / MODEL_DIR if lead else out
 
 
-def metrics_up_to(path: Path, step: int, key: str = "step") -> None:
+def metrics_up_to(path: Path, step: int, key: str = "step") -> list[dict]:
     """Keep the rows of a metrics.jsonl up to `step` (a resumed checkpoint's): rows a killed
     run wrote after its last checkpoint are done again, and must not be counted twice. A
-    half-written last row goes too."""
+    half-written last row goes too. Returns the rows kept."""
     if not path.is_file():
-        return
-    kept = []
+        return []
+    kept, rows = [], []
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
@@ -205,7 +205,9 @@ def metrics_up_to(path: Path, step: int, key: str = "step") -> None:
             continue
         if isinstance(row, dict) and isinstance(row.get(key), int) and row[key] <= step:
             kept.append(line + "\n")
+            rows.append(row)
     write_text_atomically(path, "".join(kept))
+    return rows
 
 
 def on_device(batch: dict, device: str) -> dict:

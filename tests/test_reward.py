@@ -198,3 +198,44 @@ def test_threshold_for_rate_lets_that_share_of_episodes_succeed():
     assert (scores > threshold_for_rate(scores, 0.25)).sum() == 1
     assert (scores > threshold_for_rate(scores, 0.0)).sum() == 0
     assert (scores > threshold_for_rate(scores, 1.0)).sum() == 4
+
+
+def test_the_gap_guard_fires_when_only_imagined_success_climbs():
+    """The quickstart's rows (seed 0, MuJoCo checks of 10 episodes at 0, 15 and 30): without
+    refreshes imagined success climbed while MuJoCo's fell, and the guard fires at the
+    check of iteration 15, back to iteration 0; with refreshes (imagination matched to the
+    real rate) it stays quiet."""
+    from embodied.rl.guards import imagination_gap
+
+    def rows(real: dict, imagined: list[float]) -> list[dict]:
+        out = [{"iteration": 0, "mujoco_success": real[0]}]
+        for i, s in enumerate(imagined, start=1):
+            out.append({"iteration": i, "wm_success": s, **({"mujoco_success": real[i]} if i
+                        in real else {})})  # fmt: skip
+        return out
+
+    climbing = [0.34, 0.5, 0.55, 0.55, 0.64, 0.47, 0.53, 0.66, 0.7, 0.53, 0.69, 0.73, 0.77,
+                0.72, 0.75]  # fmt: skip
+    unguarded = rows({0: 0.6, 15: 0.4}, climbing)
+    why, back = imagination_gap(unguarded, 0.3)
+    assert back == 0 and "outgrew MuJoCo's by +0.47" in why
+    assert imagination_gap(unguarded[:-1], 0.3) is None  # only at a check
+    assert imagination_gap(unguarded, 2.0) is None  # 2: never
+    matched = [0.27, 0.28, 0.08, 0.16, 0.28, 0.27, 0.19, 0.28, 0.42, 0.27, 0.22, 0.28, 0.2,
+               0.31, 0.27]  # fmt: skip
+    assert imagination_gap(rows({0: 0.6, 15: 0.5}, matched), 0.3) is None
+    assert imagination_gap(rows({0: 0.6}, matched), 0.3) is None  # one check: no trend
+
+
+@pytest.mark.sim
+def test_the_gap_guard_puts_back_the_checked_policy(recorded, reward_model, tmp_path, weights):
+    """Forced to fire (`gap_guard=-2`) at the check after iteration 1: RL stops and its
+    final policy is the one checked at iteration 0, the pretrained weights."""
+    policy, result = _finetune(recorded, reward_model, tmp_path, reward_guard=0.0, gap_guard=-2.0,
+                               eval_task="lift", eval_every=1, eval_episodes=1,
+                               refresh={"every": 0})  # fmt: skip
+    rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0, 1] and "iteration 0" in rows[1]["stopped"]
+    assert json.loads((tmp_path / "ft/stopped.json").read_text())["iteration"] == 1
+    before, after = weights(policy), weights(result)
+    assert all(torch.equal(before[k], after[k]) for k in before)

@@ -28,9 +28,11 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from embodied.config import to_dict
 from embodied.rl.budget import RealBudget
+from embodied.rl.guards import stop_reason
 from embodied.rl.learner import Learner
 from embodied.rl.metrics import episode_figures, progress_line
 from embodied.rl.refresh import refresh, remove_later_refreshes
@@ -104,7 +106,7 @@ class Run:
         folder = last_checkpoint(self.out)
         start = self._resume(folder) if folder is not None else 0
         # rows after the checkpoint (a fresh start: every row) are done again
-        metrics_up_to(self.out / "metrics.jsonl", start if start else -1, key="iteration")
+        self.rows = metrics_up_to(self.out / "metrics.jsonl", start or -1, key="iteration")
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "finetune_config.json").write_text(json.dumps(to_dict(config), indent=2))
         checks, refreshes = config.eval_task, config.refresh.every
@@ -115,7 +117,7 @@ class Run:
                 at_start = refreshes > 0 and config.refresh.at_start
                 row = self._hooks(0, {"iteration": 0}, bool(checks), at_start)
                 if len(row) > 1:
-                    metrics.write(json.dumps(row) + "\n")
+                    self._log(metrics, row)
             for iteration in range(start, config.iterations):
                 if (self.out / STOPPED_FILE).exists() or not self._affordable(iteration):
                     break
@@ -123,22 +125,26 @@ class Run:
                 check = bool(checks) and _due(done, config.eval_every, config.iterations)
                 refresh_now = refreshes > 0 and done % refreshes == 0
                 row = self._hooks(done, self._iteration(iteration), check, refresh_now)
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
+                self._log(metrics, row)
                 print(progress_line(row, config.iterations))
                 if _due(done, config.save_every, config.iterations) or "stopped" in row:
                     folder = self._save(done)
         return (folder if folder is not None else self._save(start)) / MODEL_DIR
 
+    def _log(self, metrics: Any, row: dict) -> None:
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+        self.rows.append(row)
+
     def _guard(self, row: dict) -> None:
-        """The stop-on-disagreement guard (`reward_guard`) on a refresh's figures: when it
-        fires, `stopped.json` says why and no further update is made (a rerun keeps to it)."""
-        accuracy = row.get("reward_balanced_accuracy")
-        if accuracy is None or not accuracy >= 0 or accuracy >= self.config.reward_guard:
+        """The guards (`embodied.rl.guards`): when one fires, `stopped.json` says why and no
+        update follows (a rerun keeps to it); the gap guard puts the checked policy back."""
+        why, back = stop_reason([*self.rows, row], self.config)
+        if back is not None:
+            self._load_policy(self.out / "mujoco_checks" / f"{back:05d}" / "policy")
+        if why is None:
             return
-        row["stopped"] = (f"the reward model judged the policy's real episodes with balanced "
-                          f"accuracy {accuracy:.2f} < reward_guard {self.config.reward_guard}; "
-                          f"no update after iteration {row['iteration']}")  # fmt: skip
+        row["stopped"] = f"{why}; no update after iteration {row['iteration']}"
         print(f"finetune: {row['stopped']}")
         (self.out / STOPPED_FILE).write_text(json.dumps(row))
 
@@ -152,7 +158,7 @@ class Run:
         elif refresh:
             self.models, figures = self._refresh(done)
             row.update(figures)
-            self._guard(row)
+        self._guard(row)
         if len(row) > 1:  # iteration 0 has a row only when a check or a refresh ran
             row["real_episodes"] = self.budget.spent(self.out, done)
         return row
@@ -221,13 +227,17 @@ class Run:
         job = Trainable(learner.policy, learner.optimizer, None, 0, None, learner.save_policy)
         return save_checkpoint(self.out, iteration, job, extra=extra)
 
-    def _resume(self, checkpoint: Path) -> int:
+    def _load_policy(self, folder: Path) -> None:
         from embodied.policy_io import load_policy
+
+        policy, _, _ = load_policy(folder, policy_type="embodied_vla")
+        self.learner.policy.load_state_dict(policy.state_dict())
+
+    def _resume(self, checkpoint: Path) -> int:
         from embodied.training import MODEL_DIR, STATE_DIR, Trainable, load_training_state
 
         learner, state = self.learner, checkpoint / STATE_DIR
-        policy, _, _ = load_policy(checkpoint / MODEL_DIR, policy_type="embodied_vla")
-        learner.policy.load_state_dict(policy.state_dict())
+        self._load_policy(checkpoint / MODEL_DIR)
         learner.algorithm.load(state)
         load_training_state(
             Trainable(learner.policy, learner.optimizer, None, 0, None, None), state
