@@ -17,7 +17,7 @@ import numpy as np
 from embodied.rollouts import Callback, Step
 
 
-class _BestScores(Callback):
+class BestScores(Callback):
     """Each episode's highest success probability while it ran."""
 
     def on_reset(self, obs: dict, info: dict) -> None:
@@ -62,6 +62,6 @@ def match_imagined_rate(
     env.reward_threshold = 2.0  # nothing ends early: every episode is scored to its end
     actor = ChunkSampler(learner.policy, learner.pre, learner.post, n_action_steps,
                          config.algo.temperature, torch.Generator().manual_seed(seed))  # fmt: skip
-    scores = _BestScores()
+    scores = BestScores()
     sample_groups(env, actor, episodes, 1, seed, [scores])
     return threshold_for_rate(scores.best, rate)
