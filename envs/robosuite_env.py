@@ -165,12 +165,12 @@ class RobosuiteEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
 
     def _make_robosuite(self) -> Any:
-        from envs.lean_robosuite import lean_env_class, make_robots_lean
-
         use_headless_gl()
-
         cls = _robosuite_class(self.spec_task.robosuite_env)  # imports robosuite, which sets
         logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # its logger's level
+        # imported after robosuite: in a slim install the error then names robosuite
+        from envs.lean_robosuite import lean_env_class, make_robots_lean
+
         cls = lean_env_class(cls, self.config.fast_render)
         # robosuite draws some scene properties (Lift's cube size) from NumPy's global
         # generator when it builds the model: fix it so every instance is the same scene.
