@@ -7,7 +7,9 @@ the run's world model and reward model as trained and after each of its refreshe
   imagined scores rank real successes above real failures (0.5: not at all).
 - closed-loop imagined success of the pretrained policy (`--starts` x `--group` episodes
   from the data's start frames, sampling at RL's temperature) at the reward model's own
-  threshold, next to the same policy's MuJoCo success (the pretrained evaluation).
+  threshold, next to the same policy's MuJoCo success (the pretrained evaluation), and the
+  imagined state those episodes go through (its mean per model step, in the JSON): where a
+  refreshed model stops the arm short of the object, the policy never grasps there.
 
 RL can only use a world model that does both: ranks replays well, and imagines the policy
 near its real success. One that ranks replays well but imagines the policy failing everywhere
@@ -81,12 +83,15 @@ def replay_scores(world, reward, dataset) -> tuple[np.ndarray, np.ndarray]:
     return scores.best, np.array([labels[r].any() for r in rows])
 
 
-def closed_loop_success(world, reward, bank, policy, finetune: dict, args) -> float:
+def closed_loop(world, reward, bank, policy, finetune: dict, args) -> dict:
+    """The policy imagined from the data's start frames: its success at the reward model's
+    threshold, and its mean imagined state per model step."""
     import torch
 
     from embodied.acting import ChunkSampler
-    from embodied.imagination import sample_groups
+    from embodied.imagination import Observations, sample_groups
     from embodied.rl.calibration import BestScores
+    from embodied.types import STATE
     from world_models.env import WorldModelEnv
 
     n = args.starts * args.group
@@ -95,9 +100,11 @@ def closed_loop_success(world, reward, bank, policy, finetune: dict, args) -> fl
     steps = finetune["n_action_steps"] or policy[0].config.n_action_steps
     actor = ChunkSampler(*policy, steps, finetune["algo"]["temperature"],
                          torch.Generator().manual_seed(0))  # fmt: skip
-    best = BestScores()
-    sample_groups(env, actor, args.starts, args.group, 0, [best])
-    return float((best.best > reward.config.threshold).mean())
+    best, seen = BestScores(), Observations([STATE])
+    sample_groups(env, actor, args.starts, args.group, 0, [best, seen])
+    state = seen.stacked()[STATE].mean(axis=1)  # (T, state_dim)
+    return {"success": float((best.best > reward.config.threshold).mean()),
+            "mean_state_per_step": np.round(state, 4).tolist()}  # fmt: skip
 
 
 def model_pairs(run: Path, finetune: dict) -> list[tuple[str, str, str]]:
@@ -130,13 +137,14 @@ def measure(run: Path, finetune: dict, args) -> dict:
     for name, world_path, reward_path in model_pairs(run, finetune):
         world, reward = load_world_model(world_path), load_reward_model(reward_path)
         bank = StartBank.from_dataset(datasets[Path(roots[0]).name], world.config)
-        success = closed_loop_success(world, reward, bank, policy, finetune, args)
+        imagined = closed_loop(world, reward, bank, policy, finetune, args)
         replay = {}
         for data_name, dataset in datasets.items():
             scores, labels = replay_scores(world, reward, dataset)
             replay[data_name] = {"auroc": auroc(scores, labels), "episodes": len(labels),
                                  "successes": int(labels.sum())}  # fmt: skip
-        figures[name] = {"closed_loop_success": success, "replay": replay}
+        figures[name] = {"closed_loop_success": imagined["success"], "replay": replay,
+                         "closed_loop_mean_state": imagined["mean_state_per_step"]}  # fmt: skip
     return figures
 
 

@@ -1,8 +1,9 @@
 """Simulator steps per second with camera observations, on one core.
 
 Ours (no shadow map, no multisampling, no reflections; `envs.lean_robosuite`'s classes)
-against robosuite's default visual settings and its own classes, for every task; and ours rendering only the frames a chunked policy looks at
-(`--chunk` steps per re-plan: the last step of each chunk renders, as `BatchedTaskEnv` does).
+against robosuite's default visual settings and its own classes, for every task; and ours
+rendering only the frames a chunked policy looks at (`--chunk` steps per re-plan: the last
+step of each chunk renders, as `BatchedTaskEnv` does).
 Run: .venv/bin/python -m benchmarks.sim_throughput --json=sim.json
 """
 
