@@ -65,20 +65,15 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def replay_scores(world, reward, dataset) -> tuple[np.ndarray, np.ndarray]:
-    from embodied.imagination import recorded_actions
-    from embodied.rollouts import Replay, rollout
+    from embodied.imagination import recorded_actions, replay_recorded
     from embodied.types import SUCCESS
-    from world_models.env import StartBank, WorldModelEnv
 
     episodes = sorted(np.unique(np.asarray(dataset.arrays["episode_index"])).tolist())
-    stride = world.config.frame_stride
-    actions, lengths, rows = recorded_actions(dataset, episodes, stride)
-    bank = StartBank.from_dataset(dataset, world.config, episodes)
-    env = WorldModelEnv(world, bank, len(episodes), horizon=actions.shape[1], reward_model=reward)
-    env.reward_threshold = 2.0  # nothing ends early: every episode is scored to its end
+    _, lengths, _ = recorded_actions(dataset, episodes, world.config.frame_stride)
     scores = _ScoresWhileRecorded(lengths)
-    rollout(env, Replay(actions, stride), options={"starts": np.arange(len(episodes))},
-            callbacks=[scores])  # fmt: skip
+    _, _, rows = replay_recorded(
+        world, dataset, episodes, callbacks=[scores], reward_model=reward, reward_threshold=2.0
+    )  # nothing ends early: scored to its end
     labels = np.asarray(dataset.arrays[SUCCESS]).reshape(-1)
     return scores.best, np.array([labels[r].any() for r in rows])
 
@@ -95,8 +90,8 @@ def closed_loop(world, reward, bank, policy, finetune: dict, args) -> dict:
     from world_models.env import WorldModelEnv
 
     n = args.starts * args.group
-    env = WorldModelEnv(world, bank, n, horizon=finetune["horizon"], reward_model=reward)
-    env.reward_threshold = 2.0
+    env = WorldModelEnv(world, bank, n, horizon=finetune["horizon"], reward_model=reward,
+                        reward_threshold=2.0)  # fmt: skip
     steps = finetune["n_action_steps"] or policy[0].config.n_action_steps
     actor = ChunkSampler(*policy, steps, finetune["algo"]["temperature"],
                          torch.Generator().manual_seed(0))  # fmt: skip

@@ -78,22 +78,34 @@ def recorded_actions(dataset: Any, episodes: list[int], stride: int):
     return out, lengths, rows
 
 
+def replay_recorded(model: Any, dataset: Any, episodes: list[int], record: bool = False,
+                    callbacks=(), **env_args: Any) -> tuple[Rollout, np.ndarray, list]:  # fmt: skip
+    """Replay whole episodes in the world model, batched in `WorldModelEnv` as RL imagines:
+    from their real first frames, with their recorded actions (zeros past each one's end).
+    `env_args` go to the env. Returns (the rollout, each episode's length, its rows)."""
+    from world_models.env import StartBank, WorldModelEnv
+
+    stride = model.config.frame_stride
+    actions, lengths, rows = recorded_actions(dataset, episodes, stride)
+    bank = StartBank.from_dataset(dataset, model.config, episodes)
+    env = WorldModelEnv(model, bank, len(episodes), horizon=actions.shape[1], **env_args)
+    result = rollout(env, Replay(actions, stride), options={"starts": np.arange(len(episodes))},
+                     record=record, callbacks=callbacks)  # fmt: skip
+    return result, lengths, rows
+
+
 def judge_episodes(model: Any, dataset: Any, episodes: list[int], threshold: float,
                    reward_model: Any = None) -> dict | None:  # fmt: skip
     """Replay whole episodes from their real start with their recorded actions, batched in
     `WorldModelEnv` as RL imagines; compare its success judgement (the reward model's, or
     the world model's own head) with MuJoCo's label."""
     from embodied.reward import agreement
-    from world_models.env import StartBank, WorldModelEnv
 
     if SUCCESS not in dataset.arrays or not (reward_model or model.config.success_head):
         return None
     stride = model.config.frame_stride
-    actions, lengths, rows = recorded_actions(dataset, episodes, stride)
-    bank = StartBank.from_dataset(dataset, model.config, episodes)
-    env = WorldModelEnv(model, bank, len(episodes), horizon=actions.shape[1],
-                        success_threshold=threshold, reward_model=reward_model)  # fmt: skip
-    result = rollout(env, Replay(actions, stride), options={"starts": np.arange(len(episodes))})
+    result, lengths, rows = replay_recorded(model, dataset, episodes, success_threshold=threshold,
+                                            reward_model=reward_model)  # fmt: skip
     started = np.arange(len(result.rewards))[:, None] * stride  # env step of each call
     judged = ((result.rewards > 0) & (started < lengths)).any(0)  # no actions past its end
     labels = np.asarray(dataset.arrays[SUCCESS])
@@ -104,18 +116,13 @@ def real_vs_imagined_videos(model: Any, dataset: Any, episodes: list[int], out: 
     """Whole episodes imagined open-loop from their first frame with their recorded actions:
     real | imagined, cameras stacked, one frame per model step."""
     from embodied.video import write_mp4
-    from world_models.env import StartBank, WorldModelEnv
 
     if not episodes:  # --videos=0
         return []
     c, s = model.config, model.config.frame_stride
-    actions, lengths, rows = recorded_actions(dataset, episodes, s)
-    bank = StartBank.from_dataset(dataset, c, episodes)
-    env = WorldModelEnv(
-        model, bank, len(episodes), horizon=actions.shape[1], success_threshold=float("inf")
-    )  # never ends early: the whole episode
-    result = rollout(env, Replay(actions, s), options={"starts": np.arange(len(episodes))},
-                     record=True)  # fmt: skip
+    result, lengths, rows = replay_recorded(
+        model, dataset, episodes, record=True, success_threshold=float("inf")
+    )  # the whole episode
     real = dataset.with_deltas({})
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -179,8 +179,8 @@ class LeanOSC(OperationalSpaceController):
         ids = self.site_ids()
         data, site = ids.data, ids.ids[0]
         jacp, jacr = ids.jacobians(site)
-        self.ref_pos[:] = np.array(data.site_xpos[site])
-        self.ref_ori_mat[:, :] = np.array(data.site_xmat[site].reshape([3, 3]))
+        self.ref_pos[:] = data.site_xpos[site]
+        self.ref_ori_mat[:, :] = data.site_xmat[site].reshape([3, 3])
         self.ref_pos_vel[:] = np.dot(jacp, data.qvel)
         self.ref_ori_vel[:] = np.dot(jacr, data.qvel)
         self.J_pos[:, :] = jacp[:, ids.qvel]

@@ -114,6 +114,9 @@ class WorldModelEnv:
             the imagined frames instead of the dynamics' own heads: an episode succeeds once
             the clip of its last frames passes the classifier's threshold (after its
             `min_step`) and otherwise runs to the horizon.
+        reward_threshold: the reward model's threshold on imagined clips (None: its own,
+            chosen on real frames); above 1, no episode ends early and each is scored to its
+            end (calibration, benchmarks).
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class WorldModelEnv:
         success_threshold: float = 0.5,
         device: str = "cpu",
         reward_model=None,
+        reward_threshold: float | None = None,
     ):
         import gymnasium as gym
 
@@ -136,7 +140,8 @@ class WorldModelEnv:
         self.reward_model = reward_model.to(device).eval() if reward_model is not None else None
         # the reward model's threshold on imagined clips: its own (chosen on real frames)
         # unless a caller matches it to the policy's real success (embodied.rl.calibration)
-        self.reward_threshold = reward_model.config.threshold if reward_model else None
+        own = reward_model.config.threshold if reward_model else None
+        self.reward_threshold = own if reward_threshold is None else reward_threshold
         self.model = model.to(device).eval()
         self.starts, self.num_envs, self.horizon = starts, num_envs, horizon
         self.threshold, self.device = success_threshold, device

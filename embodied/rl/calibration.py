@@ -58,8 +58,9 @@ def match_imagined_rate(
 
     world, reward = load_world_model(models.world_model), load_reward_model(models.reward_model)
     bank = StartBank.from_dataset(CachedDataset.open(config.dataset), world.config)
-    env = WorldModelEnv(world, bank, episodes, horizon=config.horizon, reward_model=reward)
-    env.reward_threshold = 2.0  # nothing ends early: every episode is scored to its end
+    env = WorldModelEnv(
+        world, bank, episodes, horizon=config.horizon, reward_model=reward, reward_threshold=2.0
+    )  # nothing ends early: scored to the end
     actor = ChunkSampler(learner.policy, learner.pre, learner.post, n_action_steps,
                          config.algo.temperature, torch.Generator().manual_seed(seed))  # fmt: skip
     scores = BestScores()
