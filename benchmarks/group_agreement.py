@@ -1,0 +1,222 @@
+"""Whether imagination ranks a GRPO group as MuJoCo does: the figure RL in the world model
+lives on.
+
+GRPO learns only from the ranking of the G episodes of a group (one start state, G sampled
+chunk sequences). So this benchmark plays the same groups in both worlds:
+
+- MuJoCo: `--starts` seeds, each G times. Until `--fork_at` env steps every copy acts with
+  the policy's mean chunk (so the G copies of a seed stay in one state: the physics is
+  deterministic); from there each samples chunks at RL's temperature.
+- The world model: G copies of that real state (its last K observations, state and
+  instruction), the same policy sampling with the same noise (one generator seeded alike,
+  drawing the same (B, chunk, A) noise per decision), judged by the reward model.
+
+The first sampled chunk of copy i is then the same in both worlds; after it each world
+shows the policy its own frames. Figures:
+- success in MuJoCo and imagined (at the reward model's threshold);
+- within-group AUROC: over the pairs (success, failure) of one MuJoCo group, how often the
+  imagined score ranks the success higher (0.5: GRPO's advantages are noise);
+- groups with mixed outcomes in each world (GRPO learns only from those).
+
+Run (after the quickstart):
+  .venv/bin/python -m benchmarks.group_agreement --fork_at=0 --json=ga.json
+"""
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import BenchmarkConfig, parse, print_table, write_json
+from embodied.config import ConfigError
+
+FIRST_SEED = 20_000_000  # away from evaluation's, collect's and RL's MuJoCo seeds
+
+
+@dataclass
+class GroupAgreementConfig(BenchmarkConfig):
+    """Attributes (besides the shared ones in BenchmarkConfig):
+    run: a finished pipeline run (its finetune config names the models and the policy).
+    policy: the policy to play (empty: the run's pretrained policy).
+    world_model, reward_model: the models to imagine with (empty: the run's as trained).
+    starts: MuJoCo seeds (groups).
+    group: episodes per group (G).
+    fork_at: env steps played with the mean chunk before sampling starts (a multiple of
+        the world model's frame stride): 0 compares from the episode's first frame.
+    """
+
+    run: str = "runs/quickstart"
+    policy: str = ""
+    world_model: str = ""
+    reward_model: str = ""
+    starts: int = 8
+    group: int = 8
+    fork_at: int = 0
+
+
+class ForkedSampler:
+    """The mean chunk for the first `fork` decisions, then the sampler's chunks; keeps the
+    observations of each decision (the context the world model starts from)."""
+
+    def __init__(self, sampler, fork: int):
+        self.sampler, self.fork, self.calls, self.seen = sampler, fork, 0, []
+
+    def __call__(self, obs: dict):
+        self.seen.append(obs)
+        temperature = self.sampler.temperature
+        if self.calls < self.fork:
+            self.sampler.temperature = 0.0
+        try:
+            return self.sampler(obs)
+        finally:
+            self.sampler.temperature, self.calls = temperature, self.calls + 1
+
+
+def within_group_auroc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray):
+    """P(imagined score of a MuJoCo success > that of a failure of the same group), ties
+    half, over every such pair; None when no group is mixed."""
+    wins, pairs = 0.0, 0
+    for g in np.unique(groups):
+        mine = groups == g
+        pos, neg = scores[mine & labels], scores[mine & ~labels]
+        wins += ((pos[:, None] > neg) + 0.5 * (pos[:, None] == neg)).sum()
+        pairs += len(pos) * len(neg)
+    return float(wins / pairs) if pairs else None
+
+
+def mixed(labels: np.ndarray, groups: np.ndarray) -> float:
+    rates = np.array([labels[groups == g].mean() for g in np.unique(groups)])
+    return float(((rates > 0) & (rates < 1)).mean())
+
+
+def play_mujoco(policy, finetune: dict, args, n_steps: int, first: int):
+    """The groups in MuJoCo: (success per episode, the observations of every decision, the
+    rollout, the task's horizon)."""
+    import torch
+
+    from embodied.acting import ChunkSampler
+    from embodied.obs_spec import env_settings
+    from embodied.rollouts import rollout
+    from envs.batched import BatchedTaskEnv
+    from envs.tasks import parse_tasks
+
+    spec = parse_tasks(finetune["eval_task"])[0]
+    n = args.starts * args.group
+    seeds = [FIRST_SEED + first + i for i in range(args.starts) for _ in range(args.group)]
+    texts = [spec.instructions[(first + i) % len(spec.instructions)] for i in range(args.starts)]
+    texts = [t for t in texts for _ in range(args.group)]
+    env = BatchedTaskEnv([spec.name] * n, n, **env_settings(policy[0].config))
+    sampler = ChunkSampler(*policy, n_steps, finetune["algo"]["temperature"],
+                           torch.Generator().manual_seed(0))  # fmt: skip
+    actor = ForkedSampler(sampler, args.fork_at // n_steps)
+    result = rollout(env, actor, options={"seeds": seeds, "tasks": texts})
+    env.close()
+    return np.asarray(result.info["is_success"], dtype=bool), actor.seen, result, spec.horizon
+
+
+def start_bank(seen: list[dict], fork: int, context: int, keys: list[str]):
+    """The forked state of every episode as a world model's start: the observations of the
+    last `context` decisions up to the fork (the first repeated before the episode began)."""
+    from embodied.types import STATE, TASK
+    from world_models.env import StartBank
+
+    calls = [seen[max(0, fork - context + 1 + i)] for i in range(context)]
+    images = {k: np.stack([c[k] for c in calls], axis=1) for k in keys}
+    state = np.stack([c[STATE] for c in calls], axis=1).astype(np.float32)
+    return StartBank(images=images, state=state, instructions=list(calls[-1][TASK]))
+
+
+def imagine(world, reward, bank, policy, finetune: dict, args, n_steps: int,
+            horizon: int) -> np.ndarray:  # fmt: skip
+    """Each copy's best success probability in imagination over the steps MuJoCo had left,
+    sampled with the same noise."""
+    import torch
+
+    from embodied.acting import ChunkSampler
+    from embodied.rl.calibration import BestScores
+    from embodied.rollouts import rollout
+    from world_models.env import WorldModelEnv
+
+    n = args.starts * args.group
+    env = WorldModelEnv(world, bank, n, horizon=horizon - args.fork_at,
+                        reward_model=reward, reward_threshold=2.0)  # fmt: skip
+    sampler = ChunkSampler(*policy, n_steps, finetune["algo"]["temperature"],
+                           torch.Generator().manual_seed(0))  # fmt: skip
+    best = BestScores()
+    rollout(env, sampler, options={"starts": np.arange(n)}, callbacks=[best])
+    return best.best
+
+
+BLOCK = 8  # groups played at once (64 episodes): 16 at once ran out of 24 GB
+
+
+def play_block(world, reward, policy, finetune: dict, args, n_steps: int, first: int):
+    """`BLOCK` groups from seed `first` on, in both worlds: (MuJoCo success, imagined
+    score), each episode's group, for the groups still running at the fork."""
+    from dataclasses import replace
+
+    block = replace(args, starts=min(BLOCK, args.starts - first))
+    real, seen, result, horizon = play_mujoco(policy, finetune, block, n_steps, first)
+    fork = args.fork_at // n_steps
+    if fork >= len(seen):
+        raise ConfigError(f"every episode ended before fork_at={args.fork_at}")
+    ended = result.ended[:fork].any(axis=0) if fork else np.zeros(len(real), dtype=bool)
+    bank = start_bank(seen, fork, world.config.context, list(world.config.image_keys))
+    scores = imagine(world, reward, bank, policy, finetune, block, n_steps, horizon)
+    groups = first + np.repeat(np.arange(block.starts), block.group)
+    keep = ~ended  # a group that succeeded before the fork has nothing left to rank
+    return real[keep], scores[keep], groups[keep]
+
+
+def measure(finetune: dict, args) -> dict:
+    from embodied.policy_io import load_policy
+    from world_models.registry import load_world_model
+    from world_models.reward_model import load_reward_model
+
+    policy = load_policy(args.policy or finetune["policy"]["path"], policy_type="embodied_vla")
+    policy[0].eval()
+    world = load_world_model(args.world_model or finetune["world_model"]["path"])
+    reward = load_reward_model(args.reward_model or finetune["reward_model"]["path"])
+    n_steps = finetune["n_action_steps"] or policy[0].config.n_action_steps
+    if n_steps != world.config.frame_stride or args.fork_at % n_steps:
+        raise ConfigError(f"fork_at and the policy's executed steps ({n_steps}) must be "
+                          f"multiples of the world model's frame stride")  # fmt: skip
+    blocks = [play_block(world, reward, policy, finetune, args, n_steps, first)
+              for first in range(0, args.starts, BLOCK)]  # fmt: skip
+    real, scores, groups = (np.concatenate(x) for x in zip(*blocks, strict=True))
+    imagined = scores > reward.config.threshold
+    some = len(real) > 0
+    return {
+        "fork_at": args.fork_at,
+        "groups": int(len(np.unique(groups))),
+        "mujoco_success": float(real.mean()) if some else None,
+        "imagined_success": float(imagined.mean()) if some else None,
+        "within_group_auroc": within_group_auroc(scores, real, groups),
+        "mixed_groups_mujoco": mixed(real, groups) if some else None,
+        "mixed_groups_imagined": mixed(imagined, groups) if some else None,
+        "outcome_agreement": float((imagined == real).mean()) if some else None,
+    }
+
+
+def main() -> None:
+    try:
+        args = parse(GroupAgreementConfig, __doc__)
+    except ConfigError as err:
+        sys.exit(f"group_agreement: {err}")
+    config_file = Path(args.run) / "finetune" / "finetune_config.json"
+    if not config_file.is_file():
+        sys.exit(f"group_agreement: {config_file} not found: run the pipeline first")
+    try:
+        figures = measure(json.loads(config_file.read_text()), args)
+    except ConfigError as err:
+        sys.exit(f"group_agreement: {err}")
+    show = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    print_table(list(figures), [[show(v) if isinstance(v, float) or v is None else v
+                                 for v in figures.values()]])  # fmt: skip
+    write_json(args.json, figures)
+
+
+if __name__ == "__main__":
+    main()
