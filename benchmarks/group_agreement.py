@@ -15,7 +15,10 @@ The first sampled chunk of copy i is then the same in both worlds; after it each
 shows the policy its own frames. Figures:
 - success in MuJoCo and imagined (at the reward model's threshold);
 - within-group AUROC: over the pairs (success, failure) of one MuJoCo group, how often the
-  imagined score ranks the success higher (0.5: GRPO's advantages are noise);
+  imagined score ranks the success higher (0.5: GRPO's advantages are noise); and the same
+  with MuJoCo's own actions replayed open-loop in the world model (no policy reacting to
+  imagined frames): where this one is high and the closed-loop one is not, the policy is
+  misled by imagined frames; where both are low, the model does not follow the actions;
 - groups with mixed outcomes in each world (GRPO learns only from those).
 
 Run (after the quickstart):
@@ -74,6 +77,25 @@ class ForkedSampler:
             self.sampler.temperature, self.calls = temperature, self.calls + 1
 
 
+class Replay:
+    """MuJoCo's actions from the fork on, call by call (a chunk per decision), and each
+    episode's best success probability over the calls it was still running in MuJoCo."""
+
+    def __init__(self, result, fork: int):
+        self.actions, self.alive, self.calls = result.actions[fork:], result.alive[fork:], 0
+
+    def __call__(self, obs: dict) -> np.ndarray:
+        self.calls += 1
+        return self.actions[min(self.calls - 1, len(self.actions) - 1)]
+
+    def on_reset(self, obs: dict, info: dict) -> None:
+        self.best = np.zeros(self.actions.shape[1])
+
+    def on_step(self, step) -> None:
+        running = self.alive[step.t] if step.t < len(self.alive) else False
+        self.best = np.maximum(self.best, np.where(running, step.info["success_prob"], 0.0))
+
+
 def within_group_auroc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray):
     """P(imagined score of a MuJoCo success > that of a failure of the same group), ties
     half, over every such pair; None when no group is mixed."""
@@ -128,10 +150,10 @@ def start_bank(seen: list[dict], fork: int, context: int, keys: list[str]):
     return StartBank(images=images, state=state, instructions=list(calls[-1][TASK]))
 
 
-def imagine(world, reward, bank, policy, finetune: dict, args, n_steps: int,
-            horizon: int) -> np.ndarray:  # fmt: skip
+def imagine(world, reward, bank, policy, finetune: dict, args, n_steps: int, horizon: int,
+            replay: Replay | None = None) -> np.ndarray:  # fmt: skip
     """Each copy's best success probability in imagination over the steps MuJoCo had left,
-    sampled with the same noise."""
+    sampled with the same noise (closed loop), or acting MuJoCo's actions (`replay`)."""
     import torch
 
     from embodied.acting import ChunkSampler
@@ -144,8 +166,8 @@ def imagine(world, reward, bank, policy, finetune: dict, args, n_steps: int,
                         reward_model=reward, reward_threshold=2.0)  # fmt: skip
     sampler = ChunkSampler(*policy, n_steps, finetune["algo"]["temperature"],
                            torch.Generator().manual_seed(0))  # fmt: skip
-    best = BestScores()
-    rollout(env, sampler, options={"starts": np.arange(n)}, callbacks=[best])
+    best = replay or BestScores()
+    rollout(env, replay or sampler, options={"starts": np.arange(n)}, callbacks=[best])
     return best.best
 
 
@@ -165,9 +187,11 @@ def play_block(world, reward, policy, finetune: dict, args, n_steps: int, first:
     ended = result.ended[:fork].any(axis=0) if fork else np.zeros(len(real), dtype=bool)
     bank = start_bank(seen, fork, world.config.context, list(world.config.image_keys))
     scores = imagine(world, reward, bank, policy, finetune, block, n_steps, horizon)
+    replayed = imagine(world, reward, bank, policy, finetune, block, n_steps, horizon,
+                       Replay(result, fork))  # fmt: skip
     groups = first + np.repeat(np.arange(block.starts), block.group)
     keep = ~ended  # a group that succeeded before the fork has nothing left to rank
-    return real[keep], scores[keep], groups[keep]
+    return real[keep], scores[keep], replayed[keep], groups[keep]
 
 
 def measure(finetune: dict, args) -> dict:
@@ -185,7 +209,7 @@ def measure(finetune: dict, args) -> dict:
                           f"multiples of the world model's frame stride")  # fmt: skip
     blocks = [play_block(world, reward, policy, finetune, args, n_steps, first)
               for first in range(0, args.starts, BLOCK)]  # fmt: skip
-    real, scores, groups = (np.concatenate(x) for x in zip(*blocks, strict=True))
+    real, scores, replayed, groups = (np.concatenate(x) for x in zip(*blocks, strict=True))
     imagined = scores > reward.config.threshold
     some = len(real) > 0
     return {
@@ -194,6 +218,8 @@ def measure(finetune: dict, args) -> dict:
         "mujoco_success": float(real.mean()) if some else None,
         "imagined_success": float(imagined.mean()) if some else None,
         "within_group_auroc": within_group_auroc(scores, real, groups),
+        "within_group_auroc_replayed": within_group_auroc(replayed, real, groups),
+        "replayed_success": float((replayed > reward.config.threshold).mean()) if some else None,
         "mixed_groups_mujoco": mixed(real, groups) if some else None,
         "mixed_groups_imagined": mixed(imagined, groups) if some else None,
         "outcome_agreement": float((imagined == real).mean()) if some else None,

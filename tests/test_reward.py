@@ -171,11 +171,11 @@ def test_rl_stops_updating_when_the_reward_model_disagrees_with_mujoco(
 def test_refreshes_refit_the_reward_model_and_can_match_the_imagined_rate(
     recorded, reward_model, tmp_path
 ):
-    refresh = {"match_rate": True, "rate_prior": 0.5}
+    refresh = {"match_rate": True, "rate_prior": 0.5, "min_score": 0.0}  # adopt every one
     _finetune(recorded, reward_model, tmp_path, reward_guard=0.0, refresh=refresh)
     rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [0, 1, 2] and all("stopped" not in r for r in rows)
-    assert all(0.0 < r["imagined_threshold"] < 1.0 for r in rows)
+    assert all(0.0 < r["imagined_threshold"] < 1.0 and r["refresh_adopted"] for r in rows)
     for r in rows:  # 2 real episodes a refresh, and Jeffreys' half a success and a failure
         assert r["matched_rate"] == pytest.approx((2 * r["refresh_success"] + 0.5) / 3)
     assert [r["real_episodes"] for r in rows] == [2, 4, 6]
@@ -188,6 +188,26 @@ def test_refreshes_refit_the_reward_model_and_can_match_the_imagined_rate(
     assert load_reward_model(refit).config.threshold == pytest.approx(
         json.loads((refit.parent / "threshold.json").read_text())["threshold"]
     )  # chosen again on the held-out real episodes, the policy's own among them
+
+
+@pytest.mark.sim
+def test_a_refresh_whose_imagination_collapsed_is_not_adopted(recorded, reward_model, tmp_path):
+    """min_score 1: no imagined episode can score above it, as when a refit leaves the reward
+    model calling every imagined episode a failure. The recorded episodes still count, and
+    RL keeps imagining with the models it had."""
+    refresh = {"match_rate": True, "rate_prior": 0.5, "min_score": 1.0}
+    _finetune(recorded, reward_model, tmp_path, reward_guard=0.0, refresh=refresh)
+    rows = [json.loads(x) for x in (tmp_path / "ft/metrics.jsonl").read_text().splitlines()]
+    assert [r["refresh_adopted"] for r in rows] == [False] * 3
+    assert all(r["matched_threshold"] < 1.0 and "imagined_threshold" not in r for r in rows)
+    assert [r["real_episodes"] for r in rows] == [2, 4, 6]
+    models = json.loads(
+        (tmp_path / "ft/checkpoints/0000002/training_state/models.json").read_text()
+    )
+    given = json.loads((tmp_path / "ft/finetune_config.json").read_text())
+    assert models["world_model"] == given["world_model"]["path"]
+    assert models["reward_model"] == str(reward_model) and models["imagined_threshold"] == -1.0
+    assert (tmp_path / "ft/world_models/00002").is_dir()  # refitted, measured, not used
 
 
 def test_threshold_for_rate_lets_that_share_of_episodes_succeed():

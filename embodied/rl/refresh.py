@@ -50,6 +50,10 @@ class RefreshSettings:
     match_rate: after each refresh, judge imagined episodes at the threshold that makes the
         current policy's imagined success rate equal its rate over the refresh's real
         episodes (`embodied.rl.calibration`); off: the threshold chosen on real frames.
+    min_score: a refresh is adopted only if the refreshed models give the policy's imagined
+        episodes success probabilities above this, for the share of them that matches its
+        real rate over the refresh episodes (`_adopt_if_faithful`); otherwise the models in
+        use stay. 0: adopt every refresh.
     rate_prior: pseudo-successes and pseudo-failures added to those real outcomes (0.5 each
         is Jeffreys' prior): the rate matched is (successes + p) / (episodes + 2p). With 8
         real episodes and no success the raw rate is 0, so no imagined episode succeeds and
@@ -68,6 +72,7 @@ class RefreshSettings:
     lr: float = 0.0
     reward_steps: int = 100
     match_rate: bool = False
+    min_score: float = 0.05
     rate_prior: float = 0.0
     grad_clip: float = 1.0
 
@@ -229,18 +234,10 @@ def refresh(learner: Any, config: Any, iteration: int, models: Any,
     )  # fmt: skip
     reward = _refit_reward_model(models.reward_model, config, roots, iteration, learner.device)
     starts = tuple(str(r) for r in roots) if config.keyframe_every else ()
-    models = replace(models, world_model=str(path), reward_model=reward, start_roots=starts,
-                     imagined_threshold=-1.0)  # fmt: skip
-    matched = {}
-    if reward and settings.match_rate:
-        from embodied.rl.calibration import match_imagined_rate
-
-        successes, p = sum(r["success"] for r in rows), settings.rate_prior
-        rate = (successes + p) / (len(rows) + 2 * p)
-        seed = derive_seed(config.seed, iteration, RL_STREAMS["refresh_training"], 2)
-        threshold = match_imagined_rate(learner, config, models, rate, seed, n_action_steps)
-        models = replace(models, imagined_threshold=threshold)
-        matched = {"imagined_threshold": threshold, "matched_rate": rate}
+    candidate = replace(models, world_model=str(path), reward_model=reward, start_roots=starts,
+                        imagined_threshold=-1.0)  # fmt: skip
+    models, checked = _adopt_if_faithful(learner, config, iteration, models, candidate, rows,
+                                         n_action_steps)  # fmt: skip
     judged = _judge_original_episodes(models, config) or {}
     release_freed_memory()
     return models, {
@@ -250,9 +247,46 @@ def refresh(learner: Any, config: Any, iteration: int, models: Any,
         "refresh_wm_recall": judged.get("recall"),
         "refresh_wm_false_positive_rate": judged.get("false_positive_rate"),
         **guard,
-        **matched,
+        **checked,
         "time_refresh_s": time.perf_counter() - tick,
     }
+
+
+def _adopt_if_faithful(learner: Any, config: Any, iteration: int, previous: Any, candidate: Any,
+                       rows: list[dict], n_action_steps: int) -> tuple[Any, dict]:  # fmt: skip
+    """The models to imagine with after a refresh, and the figures of the check that chose
+    them. The refreshed ones are adopted unless imagination with them has collapsed: the
+    threshold at which the policy's imagined success equals its real rate over the refresh
+    episodes (`embodied.rl.calibration`) is below `min_score`, i.e. the reward model gives
+    even the policy's best imagined episodes a noise-level success probability. On the
+    quickstart, refits on 8 and on 64 of the policy's episodes did that (the arm imagined
+    stopping short of the cube, matched thresholds of 1e-6), and GRPO then learned from
+    noise; the previous models stay in use instead. With `match_rate` an adopted refresh
+    also judges imagination at that matched threshold."""
+    from dataclasses import replace
+
+    settings = config.refresh
+    if not candidate.reward_model:
+        return candidate, {}
+    from embodied.rl.calibration import match_imagined_rate
+    from embodied.seeds import RL_STREAMS, derive_seed
+
+    successes, p = sum(r["success"] for r in rows), settings.rate_prior
+    rate = (successes + p) / (len(rows) + 2 * p)
+    seed = derive_seed(config.seed, iteration, RL_STREAMS["refresh_training"], 2)
+    threshold = match_imagined_rate(learner, config, candidate, rate, seed, n_action_steps)
+    adopted = threshold >= settings.min_score or successes + p == 0
+    figures = {"refresh_adopted": adopted, "matched_threshold": threshold, "matched_rate": rate}
+    if not adopted:
+        print(f"finetune: the refresh at iteration {iteration} is not adopted: imagining the "
+              f"policy's real success rate ({rate:.0%}) with it takes a success probability "
+              f"of {threshold:.2g} (< refresh.min_score {settings.min_score}); the previous "
+              f"models stay in use")  # fmt: skip
+        return previous, figures
+    if settings.match_rate:
+        candidate = replace(candidate, imagined_threshold=threshold)
+        figures["imagined_threshold"] = threshold
+    return candidate, figures
 
 
 def release_freed_memory() -> None:
