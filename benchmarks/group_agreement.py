@@ -48,6 +48,10 @@ class GroupAgreementConfig(BenchmarkConfig):
     group: episodes per group (G).
     fork_at: env steps played with the mean chunk before sampling starts (a multiple of
         the world model's frame stride): 0 compares from the episode's first frame.
+    anchored: the G copies sample their chunks from the observations of one reference
+        episode (the policy's mean chunks in MuJoCo) instead of their own, so that their
+        actions are open loop in both worlds (the replayed figures are then the ones to
+        read): whether the world model can rank perturbations of a real trajectory.
     """
 
     run: str = "runs/quickstart"
@@ -57,6 +61,7 @@ class GroupAgreementConfig(BenchmarkConfig):
     starts: int = 8
     group: int = 8
     fork_at: int = 0
+    anchored: bool = False
 
 
 class ForkedSampler:
@@ -96,6 +101,19 @@ class Replay:
         self.best = np.maximum(self.best, np.where(running, step.info["success_prob"], 0.0))
 
 
+class Anchored:
+    """The sampler acting on the observations of a reference episode, decision by decision,
+    whatever the env shows."""
+
+    def __init__(self, sampler, reference: list[dict]):
+        self.sampler, self.reference, self.calls, self.seen = sampler, reference, 0, []
+
+    def __call__(self, obs: dict):
+        self.seen.append(obs)
+        self.calls += 1
+        return self.sampler(self.reference[min(self.calls, len(self.reference)) - 1])
+
+
 def within_group_auroc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray):
     """P(imagined score of a MuJoCo success > that of a failure of the same group), ties
     half, over every such pair; None when no group is mixed."""
@@ -132,8 +150,13 @@ def play_mujoco(policy, finetune: dict, args, n_steps: int, first: int):
     env = BatchedTaskEnv([spec.name] * n, n, **env_settings(policy[0].config))
     sampler = ChunkSampler(*policy, n_steps, finetune["algo"]["temperature"],
                            torch.Generator().manual_seed(0))  # fmt: skip
+    options = {"seeds": seeds, "tasks": texts}
     actor = ForkedSampler(sampler, args.fork_at // n_steps)
-    result = rollout(env, actor, options={"seeds": seeds, "tasks": texts})
+    if args.anchored:
+        reference = ForkedSampler(sampler, fork=10**9)  # every copy the mean: one episode
+        rollout(env, reference, options=options)
+        actor = Anchored(sampler, reference.seen)
+    result = rollout(env, actor, options=options)
     env.close()
     return np.asarray(result.info["is_success"], dtype=bool), actor.seen, result, spec.horizon
 
@@ -204,6 +227,8 @@ def measure(finetune: dict, args) -> dict:
     world = load_world_model(args.world_model or finetune["world_model"]["path"])
     reward = load_reward_model(args.reward_model or finetune["reward_model"]["path"])
     n_steps = finetune["n_action_steps"] or policy[0].config.n_action_steps
+    if args.anchored and args.fork_at:
+        raise ConfigError("anchored copies follow one reference episode from its start")
     if n_steps != world.config.frame_stride or args.fork_at % n_steps:
         raise ConfigError(f"fork_at and the policy's executed steps ({n_steps}) must be "
                           f"multiples of the world model's frame stride")  # fmt: skip
@@ -214,6 +239,7 @@ def measure(finetune: dict, args) -> dict:
     some = len(real) > 0
     return {
         "fork_at": args.fork_at,
+        "anchored": args.anchored,
         "groups": int(len(np.unique(groups))),
         "mujoco_success": float(real.mean()) if some else None,
         "imagined_success": float(imagined.mean()) if some else None,
