@@ -296,36 +296,3 @@ def test_a_ray_address_is_never_ignored(checkpoints, tmp_path, capsys):
         .splitlines()[-1]
         .startswith("embodied finetune: cannot reach the Ray cluster at '127.0.0.1:1'")
     )
-
-
-def test_anchored_groups_act_on_the_observations_of_their_real_episode(checkpoints, tmp_path,
-                                                                        weights):  # fmt: skip
-    """Every chunk of an anchored episode is sampled from its real episode's observation at
-    that decision (the last one past the episode's end), and the learner gets those."""
-    import numpy as np
-
-    from embodied.data.dataset import CachedDataset
-    from embodied.rl.imagined_worker import ImaginedWorker
-    from embodied.rl.rollout_worker import WorkerSpec
-    from embodied.types import STATE
-
-    policy, world_model, data = checkpoints
-    spec = WorkerSpec(str(policy), str(world_model), data, starts=3, group_size=2, horizon=40,
-                      n_action_steps=0, temperature=1.0, anchored=True)  # fmt: skip
-    worker = ImaginedWorker(spec)
-    n = worker.policy.config.n_action_steps
-    batch = worker.sample({k: v.numpy() for k, v in weights(policy).items()}, seed=3)
-    dataset = CachedDataset.open(data)
-    first = np.asarray(dataset.meta.episodes["dataset_from_index"])
-    last = np.asarray(dataset.meta.episodes["dataset_to_index"]) - 1
-    state = np.asarray(dataset.arrays[STATE])
-    assert batch["start"].tolist() == np.repeat(batch["start"][::2], 2).tolist()
-    for k in range(len(batch[f"obs/{STATE}"])):
-        rows = np.minimum(first[batch["start"]] + k * n, last[batch["start"]])
-        np.testing.assert_array_equal(batch[f"obs/{STATE}"][k], state[rows])
-    assert batch["task"].tolist() == [dataset.batch([r])["task"][0] for r in first[batch["start"]]]
-    config = _config(checkpoints, tmp_path, anchored=True)
-    before, after = weights(policy), weights(finetune(config))
-    assert any(not torch.equal(before[k], after[k]) for k in before)
-    with pytest.raises(ConfigError, match="keyframe_every"):
-        finetune(_config(checkpoints, tmp_path / "k", anchored=True, keyframe_every=5))

@@ -76,7 +76,7 @@ def _finetune(config: FinetuneConfig, device: str) -> Path:
                       a.starts, a.group_size, config.horizon, n, a.temperature,
                       config.success_threshold, str(config.reward_model.path),
                       config.keyframe_every, config.env,
-                      config.task or config.eval_task, config.anchored)  # fmt: skip
+                      config.task or config.eval_task)  # fmt: skip
     workers = Workers(spec, config.ray, config.output_dir)
     try:
         return Run(config, learner, workers, n).loop()

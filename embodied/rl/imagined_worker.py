@@ -5,7 +5,6 @@ reward model."""
 import numpy as np
 
 from embodied.rl.rollout_worker import Models, PolicyWorker, WorkerSpec
-from embodied.rollouts import rollout
 
 
 class ImaginedWorker(PolicyWorker):
@@ -20,7 +19,6 @@ class ImaginedWorker(PolicyWorker):
         dataset = CachedDataset.open(spec.dataset)
         bank = StartBank.from_dataset(dataset, model.config, keyframe_every=spec.keyframe_every)
         self.data_starts, self.start_roots = bank, ()
-        self.data_references = self.references = self._references(dataset)
         path = spec.reward_model_path
         reward = load_reward_model(path, device) if path else None
         self.models = Models(str(spec.world_model_path), str(spec.reward_model_path))
@@ -60,45 +58,21 @@ class ImaginedWorker(PolicyWorker):
         if tuple(roots) == self.start_roots:
             return
         config, every = self.env.model.config, self.spec.keyframe_every
-        datasets = [CachedDataset.open(DatasetConfig(root=r)) for r in roots]
-        banks = [StartBank.from_dataset(d, config, keyframe_every=every) for d in datasets]
+        banks = [StartBank.from_dataset(CachedDataset.open(DatasetConfig(root=r)), config,
+                                        keyframe_every=every) for r in roots]  # fmt: skip
         self.env.starts = StartBank.concatenate([self.data_starts, *banks])
-        if self.references is not None:
-            from embodied.rl.anchored import ReferenceEpisodes
-
-            own = [self._references(d) for d in datasets]
-            self.references = ReferenceEpisodes.concatenate([self.data_references, *own])
         self.start_roots = tuple(roots)
-
-    def _references(self, dataset):
-        """The dataset's episodes as anchors (`embodied.rl.anchored`); None unless anchored."""
-        if not self.spec.anchored:
-            return None
-        from embodied.rl.anchored import ReferenceEpisodes
-
-        n = self.spec.n_action_steps or self.policy.config.n_action_steps
-        decisions = -(-self.spec.horizon // n)
-        return ReferenceEpisodes.from_dataset(dataset, self.image_keys, n, decisions)
 
     def sample(self, weights: dict[str, np.ndarray], seed: int,
                models: Models | None = None) -> dict[str, np.ndarray]:  # fmt: skip
         """Imagine one batch of episodes with these weights (and `models`, the ones in use
-        when None): `spec.starts` random start frames, each `group_size` times (anchored:
-        real episodes, each chunk sampled from the episode's own observation)."""
+        when None): `spec.starts` random start frames, each `group_size` times."""
         from embodied.imagination import sample_groups
 
         self.set_weights(weights)
         self.use(models or self.models)
-        spec = self.spec
-        if self.references is not None:
-            from embodied.rl.anchored import AnchoredSampler
-
-            chosen = np.random.default_rng(seed).integers(len(self.references), size=spec.starts)
-            start = np.repeat(chosen, spec.group_size)
-            actor = AnchoredSampler(self.sampler(seed), self.references, start)
-            result = rollout(self.env, actor, seed=seed, options={"starts": start})
-            return self.batch(result, actor, start, result.returns > 0, self.env.steps.copy())
         seen = self.observed()
+        spec = self.spec
         result, start = sample_groups(self.env, self.sampler(seed), spec.starts,
                                       spec.group_size, seed, [seen])  # fmt: skip
         return self.batch(result, seen, start, result.returns > 0, self.env.steps.copy())

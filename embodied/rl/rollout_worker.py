@@ -64,8 +64,6 @@ class WorkerSpec:
         env: where episodes run: "world_model" (imagined) or "mujoco".
         task: the MuJoCo tasks of `env="mujoco"` (comma-separated), shared out among a
             batch's start states.
-        anchored: imagined episodes sample their chunks from the observations of the real
-            episode they start from (`embodied.rl.anchored`).
     """
 
     policy_path: str
@@ -81,7 +79,6 @@ class WorkerSpec:
     keyframe_every: int = 0
     env: str = "world_model"
     task: str = ""
-    anchored: bool = False
 
 
 class PolicyWorker:

@@ -91,10 +91,6 @@ class FinetuneConfig:
         or "mujoco" (real episodes judged by the simulator, each counted against
         real_episodes; no world model, reward model or refresh).
     task: the MuJoCo tasks RL practises in with env=mujoco (empty: eval_task).
-    anchored: imagined episodes start from real episodes' first frames and sample every
-        chunk from that real episode's observation at the same decision, so the world model
-        plays the policy's chunks open loop (`embodied.rl.anchored`: the model ranks a
-        group's outcomes far better open loop than when the policy reacts to its frames).
     seed: seeds start states, sampling and minibatch order.
     ray: --ray.num_workers=N rollout actors (0: roll out in this process);
         --ray.address=HOST:PORT uses an existing cluster.
@@ -121,7 +117,6 @@ class FinetuneConfig:
     gap_guard: float = 0.3
     env: str = "world_model"
     task: str = ""
-    anchored: bool = False
     seed: int = 0
     ray: RaySettings = field(default_factory=lambda: RaySettings(num_workers=2))
 
@@ -211,9 +206,6 @@ def check_config(config: FinetuneConfig, policy_config: Any, world_model_config:
         raise ConfigError(f"--n_action_steps={n}: the policy predicts {policy_config.chunk_size}")
     if config.env == "mujoco":
         return n
-    if config.anchored and config.keyframe_every:
-        raise ConfigError("--anchored episodes start from whole real episodes: set "
-                          "--keyframe_every=0")  # fmt: skip
     check_compatible(policy_config, world_model_config, reward_model_config)
     if n % world_model_config.frame_stride:
         raise ConfigError(
