@@ -245,6 +245,17 @@ def test_the_gap_guard_fires_when_only_imagined_success_climbs():
                0.31, 0.27]  # fmt: skip
     assert imagination_gap(rows({0: 0.6, 15: 0.5}, matched), 0.3) is None
     assert imagination_gap(rows({0: 0.6}, matched), 0.3) is None  # one check: no trend
+    # both guards at the same check (seed 1's iteration 15): RL stops and still goes back
+    from types import SimpleNamespace
+
+    from embodied.rl.guards import stop_reason
+
+    both = [*unguarded[:-1], {**unguarded[-1], "reward_balanced_accuracy": 0.5}]
+    config = SimpleNamespace(reward_guard=0.6, gap_guard=0.3, env="world_model")
+    why, back = stop_reason(both, config)
+    assert back == 0 and "balanced accuracy 0.50" in why and "outgrew" in why
+    assert stop_reason([*unguarded[:-1], {**unguarded[-2], "reward_balanced_accuracy": 0.5}],
+                       config)[1] is None  # the reward guard alone, between checks  # fmt: skip
 
 
 @pytest.mark.sim

@@ -18,14 +18,20 @@ import numpy as np
 
 def stop_reason(rows: list[dict], config: Any) -> tuple[str | None, int | None]:
     """After the last of finetune's `rows`: why RL stops (None: it goes on), and the
-    iteration whose checked policy it goes back to (None: it keeps the one it has)."""
+    iteration whose checked policy it goes back to (None: it keeps the one it has).
+
+    Both guards are read at every row. When both fire at once (quickstart seed 1 at
+    iteration 15: the reward model at chance on the refresh's episodes, imagined success
+    66 % against MuJoCo's 30 %), RL still goes back: stopping on the reward guard alone
+    kept the exploited policy, 47 % -> 27 % on the evaluation seeds."""
     row = rows[-1]
     why = reward_disagreement(row, config.reward_guard)
-    if why is None and "mujoco_success" in row and config.env == "world_model":
+    gap = None  # checked even when the reward guard fired: only the gap guard goes back
+    if "mujoco_success" in row and config.env == "world_model":
         gap = imagination_gap(rows, config.gap_guard)
-        if gap is not None:
-            return gap
-    return why, None
+    if gap is None:
+        return why, None
+    return "; ".join(x for x in (why, gap[0]) if x), gap[1]
 
 
 def reward_disagreement(row: dict, bound: float) -> str | None:
