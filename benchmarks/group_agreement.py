@@ -93,25 +93,6 @@ class ForkedSampler:
             self.sampler.temperature, self.calls = temperature, self.calls + 1
 
 
-class Replay:
-    """MuJoCo's actions from the fork on, call by call (a chunk per decision), and each
-    episode's best success probability over the calls it was still running in MuJoCo."""
-
-    def __init__(self, result, fork: int):
-        self.actions, self.alive, self.calls = result.actions[fork:], result.alive[fork:], 0
-
-    def __call__(self, obs: dict) -> np.ndarray:
-        self.calls += 1
-        return self.actions[min(self.calls - 1, len(self.actions) - 1)]
-
-    def on_reset(self, obs: dict, info: dict) -> None:
-        self.best = np.zeros(self.actions.shape[1])
-
-    def on_step(self, step) -> None:
-        running = self.alive[step.t] if step.t < len(self.alive) else False
-        self.best = np.maximum(self.best, np.where(running, step.info["success_prob"], 0.0))
-
-
 class Anchored:
     """The sampler acting on the observations of a reference episode, decision by decision,
     whatever the env shows."""
@@ -185,23 +166,30 @@ def start_bank(seen: list[dict], fork: int, context: int, keys: list[str]):
 
 
 def imagine(world, reward, bank, policy, finetune: dict, args, n_steps: int, horizon: int,
-            replay: Replay | None = None) -> np.ndarray:  # fmt: skip
+            replayed=None) -> np.ndarray:  # fmt: skip
     """Each copy's best success probability in imagination over the steps MuJoCo had left,
-    sampled with the same noise (closed loop), or acting MuJoCo's actions (`replay`)."""
+    sampled with the same noise (closed loop), or, given MuJoCo's rollout from the fork on
+    (`replayed`), acting its actions and scored over the steps each episode ran there."""
     import torch
 
     from embodied.acting import ChunkSampler
+    from embodied.imagination import ScoresWhileRecorded
     from embodied.rl.calibration import BestScores
-    from embodied.rollouts import rollout
+    from embodied.rollouts import Replay, rollout
     from world_models.env import WorldModelEnv
 
     n = args.starts * args.group
     env = WorldModelEnv(world, bank, n, horizon=horizon - args.fork_at,
                         reward_model=reward, reward_threshold=2.0)  # fmt: skip
-    sampler = ChunkSampler(*policy, n_steps, finetune["algo"]["temperature"],
-                           torch.Generator().manual_seed(0))  # fmt: skip
-    best = replay or BestScores()
-    rollout(env, replay or sampler, options={"starts": np.arange(n)}, callbacks=[best])
+    if replayed is None:
+        actor = ChunkSampler(*policy, n_steps, finetune["algo"]["temperature"],
+                             torch.Generator().manual_seed(0))  # fmt: skip
+        best = BestScores()
+    else:
+        actions, lengths = replayed  # (T, B, n, A) chunks -> (B, T * n, A) actions
+        actor = Replay(actions.transpose(1, 0, 2, 3).reshape(n, -1, actions.shape[-1]), n_steps)
+        best = ScoresWhileRecorded(lengths)
+    rollout(env, actor, options={"starts": np.arange(n)}, callbacks=[best])
     return best.best
 
 
@@ -221,8 +209,9 @@ def play_block(world, reward, policy, finetune: dict, args, n_steps: int, first:
     ended = result.ended[:fork].any(axis=0) if fork else np.zeros(len(real), dtype=bool)
     bank = start_bank(seen, fork, world.config.context, list(world.config.image_keys))
     scores = imagine(world, reward, bank, policy, finetune, block, n_steps, horizon)
+    ran = np.asarray(result.info["steps"]) - args.fork_at  # env steps each ran after the fork
     replayed = imagine(world, reward, bank, policy, finetune, block, n_steps, horizon,
-                       Replay(result, fork))  # fmt: skip
+                       (result.actions[fork:], ran))  # fmt: skip
     groups = first + np.repeat(np.arange(block.starts), block.group)
     keep = ~ended  # a group that succeeded before the fork has nothing left to rank
     return real[keep], scores[keep], replayed[keep], groups[keep]

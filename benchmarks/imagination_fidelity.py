@@ -26,7 +26,6 @@ import numpy as np
 
 from benchmarks.common import BenchmarkConfig, parse, print_table, write_json
 from embodied.config import ConfigError
-from embodied.rollouts import Callback, Step
 
 
 @dataclass
@@ -42,20 +41,6 @@ class ImaginationFidelityConfig(BenchmarkConfig):
     group: int = 8
 
 
-class _ScoresWhileRecorded(Callback):
-    """Each replayed episode's best success probability over the steps it has actions for."""
-
-    def __init__(self, lengths: np.ndarray):
-        self.lengths = lengths
-
-    def on_reset(self, obs: dict, info: dict) -> None:
-        self.best = np.zeros(len(self.lengths))
-
-    def on_step(self, step: Step) -> None:
-        recorded = step.info["steps"] - self.lengths < step.actions.shape[1]  # began in time
-        self.best = np.maximum(self.best, np.where(recorded, step.info["success_prob"], 0.0))
-
-
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """The probability that a random success scores above a random failure (ties half)."""
     pos, neg = scores[labels], scores[~labels]
@@ -65,12 +50,12 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def replay_scores(world, reward, dataset) -> tuple[np.ndarray, np.ndarray]:
-    from embodied.imagination import recorded_actions, replay_recorded
+    from embodied.imagination import ScoresWhileRecorded, recorded_actions, replay_recorded
     from embodied.types import SUCCESS
 
     episodes = sorted(np.unique(np.asarray(dataset.arrays["episode_index"])).tolist())
     _, lengths, _ = recorded_actions(dataset, episodes, world.config.frame_stride)
-    scores = _ScoresWhileRecorded(lengths)
+    scores = ScoresWhileRecorded(lengths)
     _, _, rows = replay_recorded(
         world, dataset, episodes, callbacks=[scores], reward_model=reward, reward_threshold=2.0
     )  # nothing ends early: scored to its end

@@ -94,6 +94,21 @@ def replay_recorded(model: Any, dataset: Any, episodes: list[int], record: bool 
     return result, lengths, rows
 
 
+class ScoresWhileRecorded(Callback):
+    """Each replayed episode's best success probability over the calls that began within
+    its `lengths` (env steps it has recorded actions for): what a replay ranks episodes by."""
+
+    def __init__(self, lengths: np.ndarray):
+        self.lengths = lengths
+
+    def on_reset(self, obs: dict, info: dict) -> None:
+        self.best = np.zeros(len(self.lengths))
+
+    def on_step(self, step: Step) -> None:
+        recorded = step.info["steps"] - self.lengths < step.actions.shape[1]  # began in time
+        self.best = np.maximum(self.best, np.where(recorded, step.info["success_prob"], 0.0))
+
+
 def judge_episodes(model: Any, dataset: Any, episodes: list[int], threshold: float,
                    reward_model: Any = None) -> dict | None:  # fmt: skip
     """Replay whole episodes from their real start with their recorded actions, batched in
