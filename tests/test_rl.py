@@ -95,6 +95,32 @@ def test_finetune_changes_the_policy_and_resumes_exactly(checkpoints, tmp_path, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_policy_episodes_are_recorded_a_block_at_a_time(checkpoints, tmp_path, monkeypatch):
+    """A large real-episode budget is played `LOCKSTEP` envs at a time (hundreds at once run
+    out of memory), and every episode keeps the seed it would have had in one batch."""
+    import envs.batched
+    from embodied.data.record import EPISODES_SIDECAR
+    from embodied.policy_io import load_policy
+    from embodied.rl import refresh
+
+    sizes = []
+
+    class Counted(envs.batched.BatchedTaskEnv):
+        def __init__(self, task, n, **settings):
+            sizes.append(n)
+            super().__init__(task, n, **settings)
+
+    monkeypatch.setattr(refresh, "LOCKSTEP", 2)
+    monkeypatch.setattr(envs.batched, "BatchedTaskEnv", Counted)
+    policy, pre, post = load_policy(str(checkpoints[0]), policy_type="embodied_vla")
+    cameras = [f"observation.images.{c}" for c in ("agentview", "wrist")]
+    root = refresh.record_policy_episodes(tmp_path / "rec", policy, pre, post, "lift", 3, 40,
+                                          5, 1.0, cameras, 64)  # fmt: skip
+    assert sizes == [2, 1]
+    rows = [json.loads(x) for x in (root / EPISODES_SIDECAR).read_text().splitlines()]
+    assert [r["seed"] for r in rows] == [40, 41, 42]
+
+
 def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
     checkpoints, tmp_path, weights
 ):

@@ -25,6 +25,7 @@ REFRESH_DIR = "refresh"
 WORLD_MODELS_DIR = "world_models"
 REWARD_MODELS_DIR = "reward_models"
 SUCCESS_HOLD = 10  # steps recorded after a success, so the data shows the finished state
+LOCKSTEP = 32  # episodes recorded at once: 128 envs with two cameras ran out of 24 GB
 
 
 @dataclass
@@ -80,7 +81,7 @@ class RefreshSettings:
 def record_policy_episodes(root: Path, policy: Any, pre: Any, post: Any, tasks: str,
                            episodes: int, seed: int, n_action_steps: int, temperature: float,
                            image_keys: list[str], image_size: int) -> Path:  # fmt: skip
-    """Run the policy in MuJoCo, `episodes` per task in lockstep, re-planning every
+    """Run the policy in MuJoCo, `episodes` per task (`LOCKSTEP` at a time), re-planning every
     `n_action_steps` and sampling chunks at `temperature` as it does in imagination, and
     record every camera in `image_keys` as a LeRobot dataset at `root` (through
     `write_dataset`, as collect). Episode i of the k-th task has seed `seed + 100_000 k + i`."""
@@ -100,20 +101,23 @@ def record_policy_episodes(root: Path, policy: Any, pre: Any, post: Any, tasks: 
     policy = copy.deepcopy(policy).eval()  # re-plans at RL's rate; the learner's is untouched
     policy.config.n_action_steps = n_action_steps
 
+    def block(spec: Any, indices: range, k: int):
+        seeds = [episode_seed(seed, k, i) for i in indices]
+        instructions = [spec.instructions[i % len(spec.instructions)] for i in indices]
+        env = BatchedTaskEnv(spec.name, len(seeds), success_hold=SUCCESS_HOLD,
+                             cameras=cameras, image_size=image_size)  # fmt: skip
+        generator = torch.Generator().manual_seed(seeds[0])
+        actor = PolicyActor(policy, pre, post, temperature=temperature, generator=generator)
+        frames = EpisodeFrames()
+        rollout(env, actor, options={"seeds": seeds, "tasks": instructions}, callbacks=[frames])
+        env.close()
+        for s, text, episode in zip(seeds, instructions, frames.episodes, strict=True):
+            yield {"task": spec.name, "instruction": text, "seed": s}, episode
+
     def stream():
         for k, spec in enumerate(specs):
-            seeds = [episode_seed(seed, k, i) for i in range(episodes)]
-            instructions = [spec.instructions[i % len(spec.instructions)] for i in range(episodes)]
-            env = BatchedTaskEnv(spec.name, episodes, success_hold=SUCCESS_HOLD,
-                                 cameras=cameras, image_size=image_size)  # fmt: skip
-            generator = torch.Generator().manual_seed(seeds[0])
-            actor = PolicyActor(policy, pre, post, temperature=temperature, generator=generator)
-            frames = EpisodeFrames()
-            rollout(env, actor, options={"seeds": seeds, "tasks": instructions},
-                    callbacks=[frames])  # fmt: skip
-            env.close()
-            for s, text, episode in zip(seeds, instructions, frames.episodes, strict=True):
-                yield {"task": spec.name, "instruction": text, "seed": s}, episode
+            for first in range(0, episodes, LOCKSTEP):
+                yield from block(spec, range(first, min(episodes, first + LOCKSTEP)), k)
 
     return write_dataset(root, stream(), total=len(specs) * episodes,
                          repo_id="local/embodied_refresh", cameras=cameras,
