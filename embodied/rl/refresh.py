@@ -25,7 +25,8 @@ REFRESH_DIR = "refresh"
 WORLD_MODELS_DIR = "world_models"
 REWARD_MODELS_DIR = "reward_models"
 SUCCESS_HOLD = 10  # steps recorded after a success, so the data shows the finished state
-LOCKSTEP = 32  # episodes recorded at once: 128 envs with two cameras ran out of 24 GB
+LOCKSTEP = 16  # episodes recorded at once: 64 envs with two cameras held 23 GB (OOM-killed), and
+#                after 32, lerobot could not fork its video encoders (ENOMEM)
 
 
 @dataclass
