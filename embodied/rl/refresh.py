@@ -25,8 +25,9 @@ REFRESH_DIR = "refresh"
 WORLD_MODELS_DIR = "world_models"
 REWARD_MODELS_DIR = "reward_models"
 SUCCESS_HOLD = 10  # steps recorded after a success, so the data shows the finished state
-LOCKSTEP = 16  # episodes recorded at once: 64 envs with two cameras held 23 GB (OOM-killed), and
-#                after 32, lerobot could not fork its video encoders (ENOMEM)
+# Episodes recorded at once: 64 envs with two cameras held 23 GB and were OOM-killed, and
+# after 32 lerobot's save_episode could not fork its video encoders (ENOMEM on 24 GB).
+LOCKSTEP = 16
 
 
 @dataclass
