@@ -26,6 +26,8 @@ Measured on the quickstart's models as trained, pretrained policy, 16 groups of 
 - forked at step 50: 0.42 closed loop, and imagination says 89 % for a policy at 37 %;
 - the world model refitted on 64 of the policy's own episodes: 0.43 closed loop, 0 %
   imagined success;
+- both models refitted on 192 of the policy's own episodes (`benchmarks/policy_refit`):
+  0.66 closed loop, 0.88 replayed, 0 % imagined success at the reward model's threshold;
 - anchored (chunks sampled from one reference episode, played open loop in both worlds):
   0.25 replayed. So the 0.86 above is no evidence that the model follows the actions:
   closed-loop actions carry their outcome (a policy that has grasped lifts), and the model
