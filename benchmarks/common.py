@@ -43,6 +43,15 @@ def parse(cls: type[C], doc: str, argv: list[str] | None = None) -> C:
     return load_config(cls, argv)
 
 
+def finished_run_finetune(run: str, name: str) -> dict:
+    """The finetune config of the finished pipeline run `run`, which names its policy, models
+    and data; exits with a one-line error naming benchmark `name` when the run has none."""
+    config_file = Path(run) / "finetune" / "finetune_config.json"
+    if not config_file.is_file():
+        sys.exit(f"{name}: {config_file} not found: run the pipeline first")
+    return json.loads(config_file.read_text())
+
+
 def pin_to_one_core() -> None:
     """Measure on one core: pin the process and keep math and Mesa libraries single-threaded."""
     if hasattr(os, "sched_setaffinity"):

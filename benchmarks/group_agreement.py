@@ -38,14 +38,12 @@ Run (after the quickstart):
   .venv/bin/python -m benchmarks.group_agreement --fork_at=0 --json=ga.json
 """
 
-import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BenchmarkConfig, parse, print_table, write_json
+from benchmarks.common import BenchmarkConfig, finished_run_finetune, parse, print_table, write_json
 from embodied.config import ConfigError
 
 FIRST_SEED = 20_000_000  # away from evaluation's, collect's and RL's MuJoCo seeds
@@ -259,11 +257,9 @@ def main() -> None:
         args = parse(GroupAgreementConfig, __doc__)
     except ConfigError as err:
         sys.exit(f"group_agreement: {err}")
-    config_file = Path(args.run) / "finetune" / "finetune_config.json"
-    if not config_file.is_file():
-        sys.exit(f"group_agreement: {config_file} not found: run the pipeline first")
+    finetune = finished_run_finetune(args.run, "group_agreement")
     try:
-        figures = measure(json.loads(config_file.read_text()), args)
+        figures = measure(finetune, args)
     except ConfigError as err:
         sys.exit(f"group_agreement: {err}")
     show = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BenchmarkConfig, parse, print_table, write_json
+from benchmarks.common import BenchmarkConfig, finished_run_finetune, parse, print_table, write_json
 from embodied.config import ConfigError
 
 
@@ -134,10 +134,7 @@ def main() -> None:
     except ConfigError as err:
         sys.exit(f"imagination_fidelity: {err}")
     run = Path(args.run)
-    config_file = run / "finetune" / "finetune_config.json"
-    if not config_file.is_file():
-        sys.exit(f"imagination_fidelity: {config_file} not found: run the pipeline first")
-    models = measure(run, json.loads(config_file.read_text()), args)
+    models = measure(run, finished_run_finetune(args.run, "imagination_fidelity"), args)
     real = json.loads((run / "eval_pretrained" / "summary.json").read_text())["success_rate"]
     print(f"pretrained policy in MuJoCo: {real:.0%}")
     names = list(next(iter(models.values()))["replay"])

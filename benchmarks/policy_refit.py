@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from benchmarks.common import BenchmarkConfig, parse, print_table, write_json
+from benchmarks.common import BenchmarkConfig, finished_run_finetune, parse, print_table, write_json
 from embodied.config import ConfigError, from_dict
 
 
@@ -106,12 +106,10 @@ def main() -> None:
         args = parse(PolicyRefitConfig, __doc__)
     except ConfigError as err:
         sys.exit(f"policy_refit: {err}")
-    config_file = Path(args.run) / "finetune" / "finetune_config.json"
-    if not config_file.is_file():
-        sys.exit(f"policy_refit: {config_file} not found: run the pipeline first")
+    finetune = finished_run_finetune(args.run, "policy_refit")
     out = Path(args.out or Path(args.run) / "policy_refit")
     try:
-        figures = refit(json.loads(config_file.read_text()), args, out)
+        figures = refit(finetune, args, out)
     except ConfigError as err:
         sys.exit(f"policy_refit: {err}")
     show = lambda v: f"{v:.3g}" if isinstance(v, float) else v  # noqa: E731
