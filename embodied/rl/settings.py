@@ -83,8 +83,9 @@ class FinetuneConfig:
         real episodes of a refresh (on their real frames), reaches a balanced accuracy
         against MuJoCo's labels below this (0.5 is chance): learning from a reward that
         disagrees with the simulator only teaches the policy its errors. 0: never stop.
-    gap_guard: at each MuJoCo check, stop updating and go back to the policy of the check
-        before when imagined success has outgrown MuJoCo's by more than this (a fraction)
+    gap_guard: at each MuJoCo check, stop updating and go back to the best earlier checked
+        policy (the earliest on a tie) when imagined success has outgrown MuJoCo's by more
+        than this (a fraction)
         since the first check (`embodied.rl.guards.imagination_gap`): the policy is then
         learning the world model's errors. 2: never stop.
     env: where RL practises: "world_model" (imagined episodes judged by the reward model)
