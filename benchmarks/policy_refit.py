@@ -25,7 +25,6 @@ Run (after the quickstart):
       --world_model=<world_model> --reward_model=<reward_model>
 """
 
-import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -61,7 +60,7 @@ class PolicyRefitConfig(BenchmarkConfig):
 def refit(finetune: dict, args: PolicyRefitConfig, out: Path) -> dict:
     """Record the episodes (unless `out/episodes` holds them) and refit both models."""
     from embodied.data.dataset import CachedDataset
-    from embodied.data.source import EPISODES_SIDECAR, DatasetConfig
+    from embodied.data.source import EPISODES_SIDECAR, DatasetConfig, episode_rows
     from embodied.policy_io import load_policy
     from embodied.reward import refit_reward_model
     from embodied.rl.refresh import RefreshSettings, record_policy_episodes, refresh_world_model
@@ -80,7 +79,7 @@ def refit(finetune: dict, args: PolicyRefitConfig, out: Path) -> dict:
         record_policy_episodes(episodes, policy, pre, post, finetune["eval_task"], args.episodes,
                                args.seed, n_steps, args.temperature, list(world.image_keys),
                                world.image_size)  # fmt: skip
-    rows = [json.loads(x) for x in (episodes / EPISODES_SIDECAR).read_text().splitlines()]
+    rows = episode_rows(episodes)
     recorded = time.time()
     settings = RefreshSettings(steps=args.world_model_steps, new_fraction=args.new_fraction)
     new_world, loss = refresh_world_model(world_model, data, [episodes], settings, args.seed,

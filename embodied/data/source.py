@@ -32,6 +32,14 @@ class DatasetConfig:
     cache_dir: str = ""
 
 
+def episode_rows(root: Path) -> list[dict]:
+    """The episodes sidecar of a dataset we recorded (`EPISODES_SIDECAR`): one row per
+    episode with its task, instruction, seed, MuJoCo success, length and start state."""
+    import json
+
+    return [json.loads(x) for x in (Path(root) / EPISODES_SIDECAR).read_text().splitlines()]
+
+
 def check_local_root(root: Path) -> None:
     """Refuse folders that are not finished, readable LeRobot datasets, saying why."""
     if not root.exists():

@@ -213,11 +213,10 @@ def refresh(learner: Any, config: Any, iteration: int, models: Any,
     those real episodes with the reward model in use (the guard's figure), then fine-tune
     the world model and the reward model on every refresh so far. Returns the models to
     imagine with from now on (`rollout_worker.Models`) and the figures to log."""
-    import json
     import time
     from dataclasses import replace
 
-    from embodied.data.source import EPISODES_SIDECAR
+    from embodied.data.source import episode_rows
     from embodied.seeds import RL_STREAMS, derive_seed
     from world_models.base import read_config
     from world_models.registry import FAMILIES
@@ -230,7 +229,7 @@ def refresh(learner: Any, config: Any, iteration: int, models: Any,
         derive_seed(config.seed, iteration, RL_STREAMS["refresh_episodes"]), n_action_steps,
         config.algo.temperature, list(wm_config.image_keys), wm_config.image_size,
     )  # fmt: skip
-    rows = [json.loads(x) for x in (root / EPISODES_SIDECAR).read_text().splitlines()]
+    rows = episode_rows(root)
     guard = _judge_policy_episodes(root, models.reward_model)  # before it learns from them
     roots = refresh_datasets(out, iteration)
     path, loss = refresh_world_model(
@@ -374,10 +373,9 @@ def refresh_datasets(out: Path, up_to: int) -> list[Path]:
 def real_episodes(out: Path, up_to: int) -> int:
     """The real (MuJoCo) episodes RL has learned from up to iteration `up_to`: those the
     refreshes recorded. (The MuJoCo checks only measure; they teach the policy nothing.)"""
-    from embodied.data.source import EPISODES_SIDECAR
+    from embodied.data.source import episode_rows
 
-    return sum(len((root / EPISODES_SIDECAR).read_text().splitlines())
-               for root in refresh_datasets(out, up_to))  # fmt: skip
+    return sum(len(episode_rows(root)) for root in refresh_datasets(out, up_to))
 
 
 def remove_later_refreshes(out: Path, step: int) -> None:
