@@ -85,9 +85,8 @@ class FinetuneConfig:
         disagrees with the simulator only teaches the policy its errors. 0: never stop.
     gap_guard: at each MuJoCo check, stop updating and go back to the best earlier checked
         policy (the earliest on a tie) when imagined success has outgrown MuJoCo's by more
-        than this (a fraction)
-        since the first check (`embodied.rl.guards.imagination_gap`): the policy is then
-        learning the world model's errors. 2: never stop.
+        than this (a fraction) since the first check (`embodied.rl.guards.imagination_gap`):
+        the policy is then learning the world model's errors. 2: never stop.
     env: where RL practises: "world_model" (imagined episodes judged by the reward model)
         or "mujoco" (real episodes judged by the simulator, each counted against
         real_episodes; no world model, reward model or refresh).
