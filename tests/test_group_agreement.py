@@ -3,7 +3,7 @@ finished quickstart run)."""
 
 import numpy as np
 
-from benchmarks.group_agreement import ForkedSampler, mixed, within_group_auroc
+from benchmarks.group_agreement import ForkedSampler, at_temperature, mixed, within_group_auroc
 
 
 def test_within_group_auroc_counts_only_pairs_inside_a_group():
@@ -34,3 +34,11 @@ def test_the_forked_sampler_acts_with_the_mean_until_the_fork():
     actor = ForkedSampler(_Sampler(), fork=2)
     assert [actor({"t": i}) for i in range(4)] == [0.0, 0.0, 1.0, 1.0]
     assert [o["t"] for o in actor.seen] == [0, 1, 2, 3]
+
+
+def test_the_temperature_is_the_runs_unless_given():
+    run = {"algo": {"temperature": 1.0, "lr": 2e-6}, "horizon": 150}
+    assert at_temperature(run, -1.0) is run
+    lower = at_temperature(run, 0.5)
+    assert lower == {"algo": {"temperature": 0.5, "lr": 2e-6}, "horizon": 150}
+    assert run["algo"]["temperature"] == 1.0  # the run's settings are left as they were
