@@ -37,6 +37,20 @@ def test_sabotaged_expert_records_failures():
     assert not any(outcomes)
 
 
+def test_a_near_miss_grasps_beside_the_cube_and_gives_up():
+    """The failure a policy makes: the gripper closes beside the cube and lifts nothing."""
+    env = make_env("lift", cameras=())
+    for seed in (0, 1, 3):
+        frames = list(
+            expert_frames(env, EXPERTS["lift"], seed, config=ExpertConfig(near_miss=True))
+        )
+        assert not frames[-1].success
+        grip = np.stack([f.action[6] for f in frames])
+        assert (grip > 0).any()  # it did close, once: no second attempt after the miss
+        closed = np.flatnonzero(grip > 0)
+        assert (np.diff(closed) == 1).all()
+
+
 @pytest.mark.slow
 def test_every_expert_reaches_95_percent_over_50_seeds(tmp_path):
     from embodied.experts_check import ExpertsCheckConfig, check_experts

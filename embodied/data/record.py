@@ -48,6 +48,9 @@ class CollectConfig:
     perturb_prob: chance per step of a random push the expert recovers from.
     failure_rate: share of episodes where the expert sabotages itself (negatives for
         success classifiers); labels always come from the simulator.
+    near_miss_rate: share of the other episodes where the expert grasps once beside the
+        object and gives up (`envs.experts.ExpertConfig.near_miss`): failures of the kind a
+        policy makes, for the world model and the reward model to learn what one looks like.
     success_hold: steps still recorded after the task first succeeds.
     vcodec: video codec passed to LeRobot (libsvtav1 is its default).
     """
@@ -62,6 +65,7 @@ class CollectConfig:
     noise_std: float = 0.05
     perturb_prob: float = 0.02
     failure_rate: float = 0.0
+    near_miss_rate: float = 0.0
     success_hold: int = 10
     vcodec: str = "libsvtav1"
 
@@ -97,8 +101,9 @@ def _check(config: CollectConfig) -> list:
         raise FileExistsError(f"{config.root} already exists; choose a new --root or remove it")
     if config.episodes < 1:
         raise UserInputError(f"--episodes must be at least 1, got {config.episodes}")
-    if not 0.0 <= config.failure_rate <= 1.0:
-        raise UserInputError(f"--failure_rate must be in [0, 1], got {config.failure_rate}")
+    for name in ("failure_rate", "near_miss_rate"):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise UserInputError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
     return specs
 
 
@@ -115,13 +120,14 @@ def collect(config: CollectConfig) -> Path:
             for i in range(config.episodes):
                 seed = episode_seed(config.seed, k, i)
                 instruction = spec.instructions[i % len(spec.instructions)]
-                expert_config = ExpertConfig(
-                    noise_std=config.noise_std,
-                    perturb_prob=config.perturb_prob,
-                    fail=bool(rng.random() < config.failure_rate),
-                )
+                fail = bool(rng.random() < config.failure_rate)
+                rate = config.near_miss_rate  # drawn only when asked for: datasets recorded
+                miss = not fail and rate > 0 and rng.random() < rate  # without it stay the same
+                expert_config = ExpertConfig(noise_std=config.noise_std,
+                                             perturb_prob=config.perturb_prob, fail=fail,
+                                             near_miss=bool(miss))  # fmt: skip
                 row = {"task": spec.name, "instruction": instruction, "seed": seed,
-                       "sabotaged": expert_config.fail}  # fmt: skip
+                       "sabotaged": fail, "near_miss": bool(miss)}  # fmt: skip
                 yield (
                     row,
                     expert_frames(

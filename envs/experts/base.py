@@ -18,6 +18,7 @@ POS_SCALE = 0.05  # metres per unit of OSC position action
 ROT_SCALE = 0.5  # radians per unit of OSC rotation action
 OPEN, CLOSE = -1.0, 1.0
 PRECISE_NOISE_SCALE = 0.2  # share of the action noise kept while holding a door lever, etc.
+NEAR_MISS = (0.025, 0.045)  # metres between a near miss's grasp point and the object's centre
 DOWN = np.array([0.0, 0.0, -1.0])
 
 Target = Callable[[], np.ndarray]
@@ -33,12 +34,17 @@ class ExpertConfig:
         perturb_steps: length of one perturbation.
         fail: sabotage the episode (let go of the object and wander off, or stall), so datasets
             hold realistic failures for a success classifier to learn from.
+        near_miss: grasp once beside the object, `NEAR_MISS` away, lift, and give up: the
+            failure a policy makes (experts that pick things up, in `pick`). The
+            sabotaged episodes above show only failures no policy makes, so a world model
+            trained on them never sees a grasp go wrong, and imagines every grasp a success.
     """
 
     noise_std: float = 0.0
     perturb_prob: float = 0.0
     perturb_steps: int = 5
     fail: bool = False
+    near_miss: bool = False
 
 
 class ScriptedExpert:
@@ -55,6 +61,10 @@ class ScriptedExpert:
         self._perturb_left = 0
         self._perturb = np.zeros(7)
         self._sabotage_at = int(rng.integers(15, 60)) if config.fail else None
+        self.miss_by = np.zeros(3)  # where `pick` grasps, relative to the object
+        if config.near_miss:
+            angle, distance = rng.uniform(0, 2 * np.pi), rng.uniform(*NEAR_MISS)
+            self.miss_by[:2] = distance * np.array([np.cos(angle), np.sin(angle)])
         self._drift = np.zeros(3)
         self._steps = 0
         self._last_grip = OPEN

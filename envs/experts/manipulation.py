@@ -30,18 +30,21 @@ class PickPlaceExpert(ScriptedExpert):
 
         `quat_key=None` marks a round object (the wrist is kept as it is). For a box, of the
         two finger directions that fit its faces, the one pointing away from the object at
-        `avoid_key` is taken, so an open finger does not land on a neighbour.
+        `avoid_key` is taken, so an open finger does not land on a neighbour. A near miss
+        (`ExpertConfig.near_miss`) grasps `miss_by` off the object once and does not retry.
         """
+        target = lambda: self.obs(pos_key) + self.miss_by  # noqa: E731
         obj = lambda: self.obs(pos_key)  # noqa: E731
-        for _ in range(attempts):
+        for _ in range(1 if self.config.near_miss else attempts):
             yaw = self._grasp_yaw(obj(), quat_key, avoid_key)
             aligned = lambda yaw=yaw: yaw  # noqa: E731
             rest_z = obj()[2]
-            yield from self.move(lambda: obj() + 0.08 * UP, OPEN, tol=0.02, finger_yaw=aligned)
-            yield from self.move(lambda: obj() + 0.04 * UP, OPEN, tol=0.01, finger_yaw=aligned)
+            yield from self.move(lambda: target() + 0.08 * UP, OPEN, tol=0.02, finger_yaw=aligned)
+            yield from self.move(lambda: target() + 0.04 * UP, OPEN, tol=0.01, finger_yaw=aligned)
             yield from self.move(
-                lambda: obj() + grasp_dz * UP, OPEN, tol=0.006, max_steps=40, finger_yaw=aligned
-            )
+                lambda: target() + grasp_dz * UP, OPEN, tol=0.006, max_steps=40,
+                finger_yaw=aligned,
+            )  # fmt: skip
             yield from self.hold(CLOSE, 10)
             start = self.eef()
             yield from self.move(lambda start=start: start + lift * UP, CLOSE, tol=0.02)
