@@ -75,6 +75,7 @@ def test_existing_root_is_refused_before_work(recorded):
         ({"episodes": 0}, ValueError, "at least 1"),
         ({"root": ""}, ValueError, "needs --root"),
         ({"near_miss_rate": 1.5}, ValueError, "near_miss_rate must be in"),
+        ({"task": "lift,door", "near_miss_rate": 0.5}, ValueError, "door expert grasps nothing"),
     ],
 )
 def test_bad_collect_settings_fail_before_work(tmp_path, changes, error, message):

@@ -104,6 +104,14 @@ def _check(config: CollectConfig) -> list:
     for name in ("failure_rate", "near_miss_rate"):
         if not 0.0 <= getattr(config, name) <= 1.0:
             raise UserInputError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
+    if config.near_miss_rate > 0:
+        from envs.experts import EXPERTS
+        from envs.experts.manipulation import PickPlaceExpert
+
+        for spec in specs:
+            if not issubclass(EXPERTS[spec.name], PickPlaceExpert):
+                raise UserInputError(f"--near_miss_rate: the {spec.name} expert grasps nothing "
+                                     f"it could miss; record {spec.name} without it")  # fmt: skip
     return specs
 
 
@@ -121,13 +129,14 @@ def collect(config: CollectConfig) -> Path:
                 seed = episode_seed(config.seed, k, i)
                 instruction = spec.instructions[i % len(spec.instructions)]
                 fail = bool(rng.random() < config.failure_rate)
-                rate = config.near_miss_rate  # drawn only when asked for: datasets recorded
-                miss = not fail and rate > 0 and rng.random() < rate  # without it stay the same
+                # a near miss is drawn only when asked for: datasets without one stay the same
+                rate = config.near_miss_rate
+                miss = bool(not fail and rate > 0 and rng.random() < rate)
                 expert_config = ExpertConfig(noise_std=config.noise_std,
                                              perturb_prob=config.perturb_prob, fail=fail,
-                                             near_miss=bool(miss))  # fmt: skip
+                                             near_miss=miss)  # fmt: skip
                 row = {"task": spec.name, "instruction": instruction, "seed": seed,
-                       "sabotaged": fail, "near_miss": bool(miss)}  # fmt: skip
+                       "sabotaged": fail, "near_miss": miss}  # fmt: skip
                 yield (
                     row,
                     expert_frames(
