@@ -17,7 +17,7 @@ def _config(tmp_path) -> PipelineConfig:
 def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys):
     config = _config(tmp_path)
     # refreshes spend real episodes, and RL in MuJoCo gets as many
-    config.finetune.refresh = RefreshSettings(every=1, task="lift", episodes=1, steps=1,
+    config.finetune.refresh = RefreshSettings(every=1, task="lift", episodes=2, steps=1,
                                               batch_size=2, reward_steps=1)  # fmt: skip
     config.baseline = MujocoBaseline(enabled=True, num_workers=0)
     config.finetune.eval_task, config.finetune.eval_every = "lift", 1  # checks at 0 and 1
@@ -39,7 +39,7 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_ones(tmp_path, capsys
     assert set(lift) == {"pretrained", "finetuned", "finetuned_mujoco", "paired",
                          "paired_mujoco", "paired_world_model_vs_mujoco"}  # fmt: skip
     assert lift["paired"]["episodes"] == 1 and lift["paired_mujoco"]["episodes"] == 1
-    # two refreshes of one episode each (before RL and after iteration 1): the baseline
+    # one refresh of two episodes (before RL; none after the last iteration): the baseline
     # gets those 2 real episodes, one iteration of a group of 2
     assert report["real_episodes"] == {"rl_in_world_model": 2, "rl_in_mujoco": 2}
     assert "RL in MuJoCo (same real episodes)" in (run / "report.md").read_text()

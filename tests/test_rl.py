@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,7 +131,7 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
     refresh = RefreshSettings(every=2, task="lift", episodes=1, steps=2, batch_size=4)
     whole = finetune(_config(checkpoints, tmp_path, iterations=3, refresh=refresh))
     out = tmp_path / "ft"
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = _rows(out)
     assert [r["iteration"] for r in rows if "refresh_wm_loss" in r] == [0, 2]
     # the refreshed model judges the original data's (all successful) episodes
     assert all(0.0 <= r["refresh_wm_recall"] <= 1.0 for r in rows if "refresh_wm_loss" in r)
@@ -144,14 +145,28 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
     original = weights(checkpoints[1])
     assert any(not torch.equal(original[k], refreshed[k]) for k in original)
 
+    # a run of 2 skips the refresh after its last iteration (nothing would imagine with it);
+    # raised to 3 on resume, it does that refresh first and ends as the run of 3 did
     split = _config(checkpoints, tmp_path / "split", iterations=2, refresh=refresh)
     finetune(split)
-    (tmp_path / "split/ft/world_models/00009").mkdir()  # as if left by a later, lost run
+    split_out = tmp_path / "split/ft"
+    assert not (split_out / "refresh/00002").exists()
+    assert _rows(split_out)[-1]["real_episodes"] == 1
+    (split_out / "world_models/00009").mkdir()  # as if left by a later, lost run
     split.iterations = 3
     resumed = finetune(split)
-    assert not (tmp_path / "split/ft/world_models/00009").exists()
+    assert not (split_out / "world_models/00009").exists()
     a, b = weights(whole), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    again = _rows(split_out)
+    assert [r["iteration"] for r in again] == [r["iteration"] for r in rows]
+    assert [r.get("real_episodes") for r in again] == [r.get("real_episodes") for r in rows]
+    models = json.loads((split_out / "checkpoints/0000003/training_state/models.json").read_text())
+    assert Path(models["world_model"]).relative_to(split_out) == refreshed_model.relative_to(out)
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.ray

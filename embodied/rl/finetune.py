@@ -9,9 +9,11 @@ and updates the policy. Every `eval_every` iterations the policy also runs in Mu
 its true success is logged next to the world model's estimate, so reward hacking shows as
 the two drifting apart. With `--refresh.every=K` the world model is fine-tuned every K
 iterations on the policy's own MuJoCo episodes (`embodied.rl.refresh`), so what the policy
-exploits gets corrected. With `--env=mujoco` the same workers and learner run the groups
-in MuJoCo instead (`embodied.rl.mujoco_worker`): RL on real episodes, the baseline that RL
-in the world model must beat at the same `real_episodes` budget (`embodied.rl.budget`).
+exploits gets corrected; not after the last iteration, when nothing would imagine with the
+refitted models (on the quickstart that spent 8 real episodes and ~100 s). With
+`--env=mujoco` the same workers and learner run the groups in MuJoCo instead
+(`embodied.rl.mujoco_worker`): RL on real episodes, the baseline that RL in the world model
+must beat at the same `real_episodes` budget (`embodied.rl.budget`).
 
 Why Ray core and not RLlib: RLlib 2.60 has no GRPO, and its episodes hold one action per
 step while our policy acts in chunks whose log-probability is one quantity; expressing both
@@ -20,21 +22,22 @@ than this loop of long-lived actors (measured; see ../shared/DESIGN.md). What RL
 give us, we keep: actors restart when killed and their task is retried, and a rollout is a
 function of (weights, seed), so a retried one is identical.
 
-Checkpoints use the training loop's layout (`checkpoints/<iteration>/pretrained_model` is a
-LeRobot policy folder); a rerun with the same output_dir resumes exactly.
+Checkpoints (`embodied.rl.checkpoint`) use the training loop's layout; a rerun with the same
+output_dir resumes exactly, also with more iterations than the run it resumes.
 """
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from embodied.config import to_dict
 from embodied.rl.budget import RealBudget
+from embodied.rl.checkpoint import load_policy_into, load_run, save_run
 from embodied.rl.guards import stop_reason
 from embodied.rl.learner import Learner
 from embodied.rl.metrics import episode_figures, progress_line
+from embodied.rl.mujoco_check import checked_policy, mujoco_check
 from embodied.rl.refresh import refresh, remove_later_refreshes
 from embodied.rl.rollout_worker import Models, Workers, WorkerSpec
 from embodied.rl.settings import AlgoSettings, FinetuneConfig, check_config
@@ -42,7 +45,6 @@ from embodied.seeds import RL_STREAMS, derive_seed
 
 __all__ = ["AlgoSettings", "FinetuneConfig", "finetune"]
 
-MODELS_STATE = "models.json"  # in training_state: the models and starts imagined with
 STOPPED_FILE = "stopped.json"  # the guard's reason for stopping, in the run directory
 
 
@@ -98,6 +100,7 @@ class Run:
         self.out = Path(config.output_dir)
         self.models = Models(str(config.world_model.path), str(config.reward_model.path))
         self.budget = RealBudget(config)
+        self.refreshed = -1  # the last iteration whose refresh was due (done or unaffordable)
 
     def loop(self) -> Path:
         from embodied.training import MODEL_DIR, last_checkpoint, metrics_up_to
@@ -109,6 +112,8 @@ class Run:
         self.rows = metrics_up_to(self.out / "metrics.jsonl", start or -1, key="iteration")
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "finetune_config.json").write_text(json.dumps(to_dict(config), indent=2))
+        if start:
+            self._refresh_skipped_at_end(start)
         checks, refreshes = config.eval_task, config.refresh.every
         with open(self.out / "metrics.jsonl", "a") as metrics:
             if start == 0:
@@ -123,7 +128,8 @@ class Run:
                     break
                 done = iteration + 1
                 check = bool(checks) and _due(done, config.eval_every, config.iterations)
-                refresh_now = refreshes > 0 and done % refreshes == 0
+                # none after the last iteration: nothing imagines with what it would refit
+                refresh_now = refreshes > 0 and done % refreshes == 0 and done < config.iterations
                 row = self._hooks(done, self._iteration(iteration), check, refresh_now)
                 self._log(metrics, row)
                 print(progress_line(row, config.iterations))
@@ -141,7 +147,7 @@ class Run:
         update follows (a rerun keeps to it); the gap guard puts the checked policy back."""
         why, back = stop_reason([*self.rows, row], self.config)
         if back is not None:
-            self._load_policy(self.out / "mujoco_checks" / f"{back:05d}" / "policy")
+            load_policy_into(self.learner, checked_policy(self.out, back))
         if why is None:
             return
         row["stopped"] = f"{why}; no update after iteration {row['iteration']}"
@@ -151,17 +157,36 @@ class Run:
     def _hooks(self, done: int, row: dict, check: bool, refresh: bool) -> dict:
         """After iteration `done`: the MuJoCo check, then the refresh, when they are due."""
         if check:
-            row.update(self._mujoco_check(done))
+            row.update(mujoco_check(self.learner, self.config, done, self.n))
         spent = self.budget.spent(self.out, done)  # this refresh is not recorded yet
         if refresh and not self.budget.allows(spent, self.budget.per_refresh):
             print(f"finetune: the real-episode budget ({self.config.real_episodes}) is spent")
         elif refresh:
             self.models, figures = self._refresh(done)
             row.update(figures)
+        self.refreshed = done if refresh else self.refreshed
         self._guard(row)
         if len(row) > 1:  # iteration 0 has a row only when a check or a refresh ran
             row["real_episodes"] = self.budget.spent(self.out, done)
         return row
+
+    def _refresh_skipped_at_end(self, start: int) -> None:
+        """A run skips the refresh after its last iteration. Resumed with more iterations, it
+        does that refresh first, as a run this long would have done it then: the resumed
+        checkpoint's row gains its figures, and the checkpoint its models."""
+        from embodied.files import write_text_atomically
+
+        every, stopped = self.config.refresh.every, (self.out / STOPPED_FILE).exists()
+        if every <= 0 or start % every or self.refreshed == start or stopped:
+            return
+        remove_later_refreshes(self.out, start - 1)  # what a catch-up killed halfway left
+        last = self.rows[-1] if self.rows and self.rows[-1]["iteration"] == start else None
+        self.rows = [r for r in self.rows if r is not last]
+        row = self._hooks(start, last or {"iteration": start}, False, True)
+        self.rows.append(row)
+        lines = "".join(json.dumps(r) + "\n" for r in self.rows)
+        write_text_atomically(self.out / "metrics.jsonl", lines)
+        self._save(start)
 
     def _affordable(self, iteration: int) -> bool:
         """Whether the budget pays for this iteration's MuJoCo episodes (RL in MuJoCo)."""
@@ -196,54 +221,10 @@ class Run:
             "time_sync_s": sync,
         }
 
-    def _mujoco_check(self, iteration: int) -> dict:
-        """True success of the current policy in MuJoCo (same seeds every time)."""
-        from embodied.files import folder_written_atomically
-        from embodied.mujoco_eval import EnvSettings, EvalSettings, evaluate_policy
-
-        folder = self.out / "mujoco_checks" / f"{iteration:05d}"
-        with folder_written_atomically(folder / "policy") as tmp:
-            self.learner.save_policy(tmp)
-        settings = EvalSettings(n_episodes=self.config.eval_episodes, videos=0,
-                                n_action_steps=self.n)  # fmt: skip
-        task = EnvSettings(task=self.config.eval_task)
-        summary = evaluate_policy(str(folder / "policy"), task, settings, folder)
-        return {
-            "mujoco_success": summary["success_rate"],
-            "mujoco_episodes": summary["episodes"],
-            "mujoco_success_by_task": {
-                t: s["success_rate"] for t, s in summary["per_task"].items()
-            },
-        }
-
     def _save(self, iteration: int) -> Path:
-        from embodied.training import Trainable, save_checkpoint
-
-        def extra(state: Path) -> None:
-            self.learner.algorithm.save(state)
-            (state / MODELS_STATE).write_text(json.dumps(asdict(self.models)))
-
-        learner = self.learner
-        job = Trainable(learner.policy, learner.optimizer, None, 0, None, learner.save_policy)
-        return save_checkpoint(self.out, iteration, job, extra=extra)
-
-    def _load_policy(self, folder: Path) -> None:
-        from embodied.policy_io import load_policy
-
-        policy, _, _ = load_policy(folder, policy_type="embodied_vla")
-        self.learner.policy.load_state_dict(policy.state_dict())
+        return save_run(self.out, iteration, self.learner, self.models, self.refreshed)
 
     def _resume(self, checkpoint: Path) -> int:
-        from embodied.training import MODEL_DIR, STATE_DIR, Trainable, load_training_state
-
-        learner, state = self.learner, checkpoint / STATE_DIR
-        self._load_policy(checkpoint / MODEL_DIR)
-        learner.algorithm.load(state)
-        load_training_state(
-            Trainable(learner.policy, learner.optimizer, None, 0, None, None), state
-        )
-        saved = json.loads((state / MODELS_STATE).read_text())
-        self.models = Models(**{**saved, "start_roots": tuple(saved["start_roots"])})
-        step = json.loads((state / "step.json").read_text())["step"]
+        step, self.models, self.refreshed = load_run(checkpoint, self.learner)
         remove_later_refreshes(self.out, step)
         return step
