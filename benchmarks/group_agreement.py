@@ -39,9 +39,10 @@ Measured on the quickstart's models as trained, pretrained policy, 16 groups of 
   those two then refitted on 192 of the policy's own episodes (`policy_refit`, 33 % of them
   successful; 26 minutes) gave 0.66 and 0.84, imagined success 0 %: the near misses add
   nothing to the refit alone (0.66). Scoring the as-trained models' imagined episodes by
-  the imagined robot state instead of the reward model (0.41) ranks no better: the arm's highest rise above its lowest point
-  0.41, the finger gap there 0.59, where the same figures from MuJoCo's own states give 0.69
-  and 0.80 (its gap inverted: a closed grasp succeeds);
+  the imagined robot state instead of the reward model (0.41) ranks no better: the arm's
+  highest rise above its lowest point 0.41, the finger gap there 0.59, where the same
+  figures from MuJoCo's own states give 0.69 and 0.80 (its gap inverted: a closed grasp
+  succeeds);
 - anchored (chunks sampled from one reference episode, played open loop in both worlds):
   0.25 replayed. So the 0.86 above is no evidence that the model follows the actions:
   closed-loop actions carry their outcome (a policy that has grasped lifts), and the model
