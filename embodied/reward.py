@@ -11,7 +11,7 @@ import numpy as np
 
 from embodied.types import SUCCESS, TASK
 from world_models.reward_model import LABEL
-from world_models.windows import holdout_mask
+from world_models.windows import holdout_by_outcome
 
 THRESHOLD_FILE = "threshold.json"  # beside a reward-model checkpoint's model folder
 
@@ -23,9 +23,9 @@ def clip_deltas(config: Any, fps: float) -> dict[str, list[float]]:
 
 
 class ClipPool:
-    """The clips of several datasets (one split of each: training or held-out episodes, or
-    all of them when `held_out` is None) as one indexed set; every frame ends one clip,
-    labelled by the simulator's success flag."""
+    """The clips of several datasets (one split of each: training or held-out episodes,
+    `holdout_by_outcome`, or all of them when `held_out` is None) as one indexed set;
+    every frame ends one clip, labelled by the simulator's success flag."""
 
     def __init__(self, datasets: list[Any], config: Any, held_out: bool | None):
         self.keys, self.parts = list(config.image_keys), []
@@ -35,9 +35,10 @@ class ClipPool:
                                  "the reward model learns from them")  # fmt: skip
             view = dataset.with_deltas(clip_deltas(config, dataset.meta.fps))
             episode = np.asarray(dataset.arrays["episode_index"])
-            split = holdout_mask(episode, config.holdout_every)
+            success = np.asarray(dataset.arrays[SUCCESS]).reshape(-1) > 0
+            split = holdout_by_outcome(episode, success, config.holdout_every)
             rows = np.arange(len(split)) if held_out is None else np.flatnonzero(split == held_out)
-            labels = np.asarray(dataset.arrays[SUCCESS]).reshape(-1)[rows] > 0
+            labels = success[rows]
             frame = np.asarray(dataset.arrays["frame_index"])[rows]
             self.parts.append((view, rows, labels, episode[rows], frame))
         self.offsets = np.cumsum([0] + [len(p[1]) for p in self.parts])

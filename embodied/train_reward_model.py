@@ -27,7 +27,8 @@ class TrainRewardModelConfig(TrainConfig):
         are set from the dataset.
     extra_roots: more LeRobot datasets of real episodes to learn from (same cameras), such as
         the policy's own MuJoCo episodes.
-    holdout_every: every n-th episode of each dataset is held out to choose the threshold.
+    holdout_every: every n-th successful and every n-th failed episode of each dataset is
+        held out to choose the threshold (`world_models.windows.holdout_by_outcome`).
     """
 
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)

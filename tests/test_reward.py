@@ -30,6 +30,23 @@ def test_threshold_sweep_by_hand():
     assert only_successes["threshold"] == pytest.approx(0.45)
 
 
+def test_the_held_out_episodes_hold_both_outcomes():
+    from world_models.windows import holdout_by_outcome
+
+    # 12 episodes of 2 rows; episodes 2, 5 and 9 fail (no row succeeds), the rest succeed
+    episode = np.repeat(np.arange(12), 2)
+    success = np.tile([False, True], 12)
+    success[np.isin(episode, [2, 5, 9])] = False
+    held = np.unique(episode[holdout_by_outcome(episode, success, every=4)])
+    # of the 9 successes (0 1 3 4 6 7 8 10 11) the 4th and 8th; of 3 failures (fewer than 4)
+    # the last
+    assert held.tolist() == [4, 9, 10]
+    assert not holdout_by_outcome(episode, success, every=0).any()
+    success[np.isin(episode, [5, 9])] = np.tile([False, True], 2)  # now only episode 2 fails
+    held = np.unique(episode[holdout_by_outcome(episode, success, every=4)])
+    assert held.tolist() == [4, 8]  # a lone failure stays in training
+
+
 def test_balanced_accuracy_does_not_reward_calling_everything_a_failure():
     labels = np.array([True] + [False] * 9)
     assert balanced_accuracy(np.zeros(10, bool), labels) == 0.5  # 90 % plain accuracy

@@ -50,8 +50,8 @@ class RewardModelConfig:
     threshold: probability above which a clip counts as success (chosen on held-out real
         episodes after training).
     min_step: environment steps before which no clip counts (WMPO's minimum step).
-    holdout_every: every n-th episode (index % n == n - 1) was held out of training and
-        chose the threshold.
+    holdout_every: every n-th successful and every n-th failed episode was held out of
+        training and chose the threshold (`world_models.windows.holdout_by_outcome`).
     """
 
     type: ClassVar[str] = "clip_classifier"
