@@ -152,6 +152,8 @@ def test_world_model_refresh_records_mujoco_episodes_and_resumes_exactly(
     split_out = tmp_path / "split/ft"
     assert not (split_out / "refresh/00002").exists()
     assert _rows(split_out)[-1]["real_episodes"] == 1
+    finetune(split)  # rerun as it was: finished, it refreshes nothing
+    assert not (split_out / "refresh/00002").exists()
     (split_out / "world_models/00009").mkdir()  # as if left by a later, lost run
     split.iterations = 3
     resumed = finetune(split)

@@ -177,7 +177,8 @@ class Run:
         from embodied.files import write_text_atomically
 
         every, stopped = self.config.refresh.every, (self.out / STOPPED_FILE).exists()
-        if every <= 0 or start % every or self.refreshed == start or stopped:
+        finished = start >= self.config.iterations  # a rerun of a finished run changes nothing
+        if every <= 0 or start % every or self.refreshed == start or stopped or finished:
             return
         remove_later_refreshes(self.out, start - 1)  # what a catch-up killed halfway left
         last = self.rows[-1] if self.rows and self.rows[-1]["iteration"] == start else None
