@@ -21,11 +21,12 @@ import numpy as np
 
 from embodied.data.source import DatasetConfig
 from embodied.refs import RewardModelRef, WorldModelRef
+from embodied.rl.mujoco_check import CHECKS_DIR
 
 RESULT = "evaluator.json"
 # where a pipeline run keeps its MuJoCo evaluations (summary.json + episodes.jsonl each)
 EVALUATIONS = ("eval_pretrained", "eval_finetuned", "eval_finetuned_mujoco",
-               "finetune/mujoco_checks/*", "evaluator/mujoco/*")  # fmt: skip
+               f"finetune/{CHECKS_DIR}/*", "evaluator/mujoco/*")  # fmt: skip
 
 
 @dataclass
@@ -72,7 +73,7 @@ def run_checkpoints(run: Path) -> list[Path]:
     from embodied.training import MODEL_DIR
 
     pretrained = sorted((run / "policy" / "checkpoints").glob(f"*/{MODEL_DIR}"))
-    checked = sorted((run / "finetune" / "mujoco_checks").glob("*/policy"))
+    checked = sorted((run / "finetune" / CHECKS_DIR).glob("*/policy"))
     baseline = sorted((run / "finetune_mujoco" / "checkpoints").glob(f"*/{MODEL_DIR}"))[-1:]
     return [*pretrained, *checked, *baseline]
 

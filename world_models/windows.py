@@ -42,14 +42,16 @@ def holdout_by_outcome(episode_index: np.ndarray, success: np.ndarray, every: in
     `every`. A threshold chosen on the held-out episodes then sees both outcomes: the plain
     split (`holdout_mask`) held out 8 of the quickstart's 40 episodes, all successful, and
     the reward model's false-positive rate could not be measured."""
+    if every <= 0:
+        return np.zeros(len(episode_index), dtype=bool)
     episodes, row_episode = np.unique(np.asarray(episode_index), return_inverse=True)
     succeeded = np.zeros(len(episodes), dtype=bool)
     np.logical_or.at(succeeded, row_episode, np.asarray(success, dtype=bool))
     held = np.zeros(len(episodes), dtype=bool)
     for outcome in (True, False):
         mine = np.flatnonzero(succeeded == outcome)
-        picked = mine[every - 1 :: every] if every > 0 else mine[:0]
-        if every > 0 and not len(picked) and len(mine) >= 2:
+        picked = mine[every - 1 :: every]
+        if not len(picked) and len(mine) >= 2:
             picked = mine[-1:]
         held[picked] = True
     return held[row_episode]

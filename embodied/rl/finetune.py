@@ -164,7 +164,8 @@ class Run:
         elif refresh:
             self.models, figures = self._refresh(done)
             row.update(figures)
-        self.refreshed = done if refresh else self.refreshed
+        if refresh:
+            self.refreshed = done
         self._guard(row)
         if len(row) > 1:  # iteration 0 has a row only when a check or a refresh ran
             row["real_episodes"] = self.budget.spent(self.out, done)
