@@ -46,7 +46,7 @@ class EvalWorldModelConfig:
     world_model: --world_model.path=CKPT.
     dataset: the dataset the model was trained on (its held-out episodes are used).
     holdout_every: which episodes to measure on: -1 (default) the ones held out of the
-        model's training (saved with it); 0: every episode; n: the model's split with n.
+        model's training (saved with it); 0: every episode; n: index % n == n - 1.
     open_loop_steps: model steps imagined open-loop per window (>= 10 for the 10-step
         figure); each is the model's frame_stride environment steps.
     window_every: environment steps between window starts.
@@ -94,7 +94,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     from embodied.data.source import open_metadata, require_features
     from embodied.imagination import real_vs_imagined_videos
     from world_models.registry import load_world_model
-    from world_models.windows import held_out, window_deltas
+    from world_models.windows import holdout_mask, window_deltas
 
     model = load_world_model(config.world_model.path)
     c = model.config
@@ -106,8 +106,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     episode = np.asarray(dataset.arrays["episode_index"])
     frame = np.asarray(dataset.arrays["frame_index"])
     every = c.holdout_every if config.holdout_every < 0 else config.holdout_every
-    everything = np.ones(len(episode), dtype=bool)
-    held = held_out(dataset.arrays, every, c.holdout_split) if every > 0 else everything
+    held = holdout_mask(episode, every) if every > 0 else np.ones(len(episode), dtype=bool)
     ends = np.asarray(dataset._end)
     rows = np.flatnonzero(
         held

@@ -4,8 +4,7 @@ The same loop as `train-policy` (`embodied.training`): progress bar, `metrics.js
 atomic checkpoints (`checkpoints/<step>/pretrained_model/{config.json,model.safetensors}`),
 exact resume, and data-parallel training on Ray Train with `--ray.num_workers`.
 
-Every `holdout_every`-th successful and every `holdout_every`-th failed episode is left out
-of training (`world_models.windows.holdout_by_outcome`) and the split is saved in the
+Every `holdout_every`-th episode is left out of training and the split is saved in the
 model's config, so `eval-world-model` and the RL refresh measure and mix in data as
 training split it.
 """
@@ -21,7 +20,7 @@ from embodied.config import ConfigError, from_dict
 from embodied.training import Trainable, TrainConfig, on_device, train
 from embodied.types import ACTION, DONE, IMAGE_PREFIX, STATE, SUCCESS
 from world_models.latent_conv.configuration_latent_conv import LatentConvConfig
-from world_models.windows import held_out, window_deltas
+from world_models.windows import holdout_mask, window_deltas
 
 
 @dataclass
@@ -32,9 +31,8 @@ class TrainWorldModelConfig(TrainConfig):
     world_model: the model's config: `type` (latent_conv, the default) and that family's
         fields, e.g. --world_model.dynamics_width=64 (world_models/<family>/configuration_*.py);
         cameras, sizes and statistics are set from the dataset.
-    holdout_every: every n-th successful and every n-th failed episode is held out (a
-        dataset without success labels: every n-th episode); 0 trains on all. Saved in
-        the model's config (evaluation and refresh use the same split).
+    holdout_every: every n-th episode (index % n == n - 1) is held out; 0 trains on all.
+        Saved in the model's config (evaluation and refresh use the same split).
     """
 
     world_model: LatentConvConfig = field(default_factory=LatentConvConfig)
@@ -106,14 +104,15 @@ def _build(config: TrainWorldModelConfig, resume: Path | None) -> Trainable:
     else:
         torch.manual_seed(config.seed)
         model_config = world_model_config_for(meta, config.world_model, config.cameras)
-        model_config.holdout_every, model_config.holdout_split = config.holdout_every, "outcome"
+        model_config.holdout_every = config.holdout_every
         model = build(model_config)
         model.to(config.device)
     dataset = CachedDataset(
         meta, window_deltas(model.config, meta.fps), cache_dir=config.dataset.cache_dir or None
     )
-    c = model.config
-    train_rows = np.flatnonzero(~held_out(dataset.arrays, c.holdout_every, c.holdout_split))
+    train_rows = np.flatnonzero(
+        ~holdout_mask(np.asarray(dataset.arrays["episode_index"]), model.config.holdout_every)
+    )
     if len(train_rows) == 0:
         raise ConfigError(f"--holdout_every={config.holdout_every} leaves no training episode")
     optimizer = torch.optim.AdamW(

@@ -47,24 +47,6 @@ def test_the_held_out_episodes_hold_both_outcomes():
     assert held.tolist() == [4, 8]  # a lone failure stays in training
 
 
-def test_a_world_model_splits_as_it_was_saved():
-    """New world models split by outcome; one saved before the choice (no `holdout_split` in
-    its config) still splits by index, so its held-out episodes stay out of its training."""
-    from world_models.latent_conv.configuration_latent_conv import LatentConvConfig
-    from world_models.windows import held_out
-
-    episode = np.repeat(np.arange(6), 2)
-    success = np.isin(episode, [0, 1, 3, 4]).astype(np.float32)[:, None]  # 2 and 5 fail
-    arrays = {"episode_index": episode, "next.success": success}
-    picked = lambda split: np.unique(episode[held_out(arrays, 2, split)]).tolist()  # noqa: E731
-    assert picked("outcome") == [1, 4, 5] and picked("index") == [1, 3, 5]
-    unlabelled = np.unique(episode[held_out({"episode_index": episode}, 2, "outcome")])
-    assert unlabelled.tolist() == [1, 3, 5]  # all count as failed: every 2nd
-    assert LatentConvConfig().holdout_split == "index"
-    with pytest.raises(ValueError, match="unknown held-out split 'random'"):
-        held_out(arrays, 2, "random")
-
-
 def test_balanced_accuracy_does_not_reward_calling_everything_a_failure():
     labels = np.array([True] + [False] * 9)
     assert balanced_accuracy(np.zeros(10, bool), labels) == 0.5  # 90 % plain accuracy

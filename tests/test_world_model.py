@@ -292,8 +292,7 @@ def _evaluate(tmp_path, root, checkpoint, **extra) -> dict:
 def test_eval_world_model_writes_the_figures(recorded, tmp_path):
     root, _ = recorded
     checkpoint = _train(tmp_path, root, 2)
-    saved = load_world_model(checkpoint).config  # the split travels with it
-    assert (saved.holdout_every, saved.holdout_split) == (2, "outcome")
+    assert load_world_model(checkpoint).config.holdout_every == 2  # the split travels with it
     report_path = tmp_path / "wm.json"
     _evaluate(tmp_path, root, checkpoint, json=str(report_path))
     report = json.loads(report_path.read_text())

@@ -64,20 +64,16 @@ class WorldModelConfig:
         lr, weight_decay: AdamW settings.
         final_lr_fraction: the learning rate decays (cosine) from lr to lr x this over the
             training run; 1 keeps it constant. A refresh fine-tunes at the final rate.
-        holdout_every, holdout_split: which episodes were held out of training (every: 0,
-            none). Saved with the weights, so evaluation and the refresh split the data as
-            training did (`world_models.windows.held_out`). train-world-model splits by
-            "outcome" (every n-th successful and every n-th failed episode), so that the
-            reward model's replayed figures see failures too; "index" (index % n == n - 1)
-            is the split of models saved before the choice existed.
+        holdout_every: every n-th episode (index % n == n - 1) was held out of training
+            (0: none). Saved with the weights, so evaluation and the refresh split the data
+            as training did (`world_models.windows.holdout_mask`).
         stats: mean/std of state and action (set from the dataset; stored in the weights).
     """
 
     type: ClassVar[str] = ""
     # set from the dataset and by train-world-model, not world-model settings
     framework_fields: ClassVar[tuple[str, ...]] = (
-        "image_keys", "image_size", "state_dim", "action_dim", "holdout_every",
-        "holdout_split", "stats",
+        "image_keys", "image_size", "state_dim", "action_dim", "holdout_every", "stats",
     )  # fmt: skip
     image_keys: tuple[str, ...] = ()
     image_size: int = 64
@@ -91,7 +87,6 @@ class WorldModelConfig:
     weight_decay: float = 1e-4
     final_lr_fraction: float = 1.0
     holdout_every: int = 5
-    holdout_split: str = "index"
     stats: dict = field(default_factory=dict, repr=False)
 
     @classmethod

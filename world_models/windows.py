@@ -35,24 +35,6 @@ def holdout_mask(episode_index: np.ndarray, every: int) -> np.ndarray:
     return np.asarray(episode_index) % every == every - 1
 
 
-HOLDOUT_SPLITS = ("index", "outcome")
-
-
-def held_out(arrays: dict, every: int, split: str) -> np.ndarray:
-    """True for rows of a dataset's (`arrays`, as `CachedDataset` holds them) held-out
-    episodes under a model's saved split: "outcome" (`holdout_by_outcome`; a dataset without
-    success labels counts every episode failed) or "index" (`holdout_mask`, the world
-    model's split before it had a choice)."""
-    episode = np.asarray(arrays["episode_index"])
-    if split == "index":
-        return holdout_mask(episode, every)
-    if split != "outcome":
-        raise ValueError(f"unknown held-out split {split!r}; expected one of {HOLDOUT_SPLITS}")
-    success = arrays.get(SUCCESS)
-    success = np.zeros(len(episode), dtype=bool) if success is None else np.asarray(success)
-    return holdout_by_outcome(episode, success.reshape(len(episode), -1).any(axis=1), every)
-
-
 def holdout_by_outcome(episode_index: np.ndarray, success: np.ndarray, every: int) -> np.ndarray:
     """True for rows of held-out episodes, chosen apart among successful and failed episodes
     (an episode succeeded when any of its rows' `success` is set): the every-th of each, in

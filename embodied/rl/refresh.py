@@ -166,13 +166,14 @@ def _mixed_batches(config: Any, original: Any, refresh_roots: list[Path],
     data's training episodes (the split saved with the model)."""
     from embodied.data.dataset import CachedDataset
     from embodied.data.source import DatasetConfig, open_metadata
-    from world_models.windows import held_out, window_deltas
+    from world_models.windows import holdout_mask, window_deltas
 
     rng = np.random.default_rng(seed)
     meta = open_metadata(original)
     deltas = window_deltas(config, meta.fps)
     base = CachedDataset(meta, deltas, cache_dir=original.cache_dir or None)
-    base_rows = np.flatnonzero(~held_out(base.arrays, config.holdout_every, config.holdout_split))
+    episode = np.asarray(base.arrays["episode_index"])
+    base_rows = np.flatnonzero(~holdout_mask(episode, config.holdout_every))
     new = [
         CachedDataset(open_metadata(DatasetConfig(root=str(r))), deltas, cache_dir=cache_dir)
         for r in refresh_roots
