@@ -19,18 +19,6 @@ class LatentConvConfig(WorldModelConfig):
     success_loss: weight of the success and done classification losses.
     mask_loss: weight of the mean compositing mask (an L1 penalty): without it the mask stays
         a little open where nothing moves, and a static view is blurred instead of copied.
-    stochastic_vars: categorical variables drawn at every dynamics step (0: deterministic
-        dynamics). With them the model is a conditional VAE over its next step, as
-        DreamerV3's RSSM: training draws them from a posterior that sees the true next
-        latent, imagination from a prior that sees only the history, state, action and
-        instruction. A deterministic model trained by squared error predicts the mean of
-        what may happen (a grasp half closed on the cube); a stochastic one commits to one
-        outcome per draw, at the frequency the data shows after those actions.
-    stochastic_classes: classes of each of those variables.
-    kl_loss: weight of the KL between posterior and prior (DreamerV3: 0.5 on the prior's
-        term, 0.1 on the posterior's; `StepNoise` keeps that ratio).
-    free_nats: KL below this many nats per step is not penalized (DreamerV3's free bits),
-        so the variables carry what the actions do not decide.
     """
 
     type = "latent_conv"
@@ -43,7 +31,3 @@ class LatentConvConfig(WorldModelConfig):
     latent_loss: float = 1.0
     success_loss: float = 0.1
     mask_loss: float = 0.002
-    stochastic_vars: int = 0
-    stochastic_classes: int = 8
-    kl_loss: float = 0.5
-    free_nats: float = 1.0

@@ -112,52 +112,6 @@ class FiLMBlock(nn.Module):
         return x + self.conv2(F.silu(h))
 
 
-class StepNoise(nn.Module):
-    """The categorical variables a stochastic dynamics draws at each step (the config's
-    `stochastic_vars`), as DreamerV3's RSSM: a prior that reads the history's features and
-    the condition, a posterior that also sees the true change of the latent (training only),
-    straight-through one-hot samples, 1 % of uniform mixed into both so the KL stays finite.
-    """
-
-    def __init__(self, c: LatentConvConfig, features: int):
-        super().__init__()
-        n, width = c.stochastic_vars * c.stochastic_classes, c.dynamics_width
-        self.shape, self.free_nats = (c.stochastic_vars, c.stochastic_classes), c.free_nats
-        self.prior = nn.Sequential(nn.Linear(features, width), nn.SiLU(), nn.Linear(width, n))
-        latent = len(c.image_keys) * c.latent_channels
-        self.change = nn.Sequential(nn.Conv2d(latent, width, 3, padding=1), nn.SiLU())
-        self.posterior = nn.Sequential(
-            nn.Linear(features + width, width), nn.SiLU(), nn.Linear(width, n)
-        )
-        self.embed = nn.Linear(n, width)
-
-    def probs(self, logits: Tensor) -> Tensor:
-        p = logits.reshape(-1, *self.shape).softmax(-1)
-        return 0.99 * p + 0.01 / self.shape[1]
-
-    def sample(self, probs: Tensor) -> Tensor:
-        index = torch.multinomial(probs.flatten(0, 1), 1).reshape(probs.shape[:-1])
-        hot = F.one_hot(index, self.shape[1]).to(probs.dtype)
-        return (hot + probs - probs.detach()).flatten(1)
-
-    def forward(self, features: Tensor, change: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """-> the draw's embedding (B, width) and, given the true `change`, the KL term
-        (B,): KL(sg(posterior) || prior) + 0.2 KL(posterior || sg(prior)), each at least
-        `free_nats` (DreamerV3's 0.5 and 0.1 as a ratio). Without it the draw is the prior's
-        (imagination), from torch's global generator."""
-        prior = self.probs(self.prior(features))
-        if change is None:
-            return self.embed(self.sample(prior)), None
-        seen = self.change(change).mean((2, 3))
-        post = self.probs(self.posterior(torch.cat([features, seen], dim=-1)))
-
-        def kl(p: Tensor, q: Tensor) -> Tensor:
-            return (p * (p.log() - q.log())).sum((-2, -1)).clamp_min(self.free_nats)
-
-        divergence = kl(post.detach(), prior) + 0.2 * kl(post, prior.detach())
-        return self.embed(self.sample(post)), divergence
-
-
 class LatentConvWorldModel(WorldModel):
     config_class = LatentConvConfig
 
@@ -175,7 +129,6 @@ class LatentConvWorldModel(WorldModel):
         )
         self.inp = nn.Conv2d(c.context * n_cams * z, width, 3, padding=1)
         self.blocks = nn.ModuleList(FiLMBlock(width, cond) for _ in range(c.dynamics_blocks))
-        self.noise = StepNoise(c, width + cond) if c.stochastic_vars else None
         self.out = nn.Sequential(
             _norm(width), nn.SiLU(), nn.Conv2d(width, n_cams * z, 3, padding=1)
         )
@@ -235,27 +188,17 @@ class LatentConvWorldModel(WorldModel):
     def frame_hw(self) -> tuple[int, int]:
         return self.config.image_size, self.config.image_size
 
-    def dynamics(self, history: Tensor, state: Tensor, action: Tensor, text: Tensor,
-                 target: Tensor | None = None):  # fmt: skip
+    def dynamics(self, history: Tensor, state: Tensor, action: Tensor, text: Tensor):
         """(B, K, Z, h, w) latents, normalized state (B, S), one model step's normalized
         actions (B, s * A), text (B, E) ->
-        next latent (B, Z, h, w), next normalized state (B, S) and the stochastic
-        variables' KL term (B,) or None.
-
-        `target`, the true next latent (training), makes a stochastic model draw from its
-        posterior and return the KL; without it the draw is the prior's."""
+        next latent (B, Z, h, w) and next normalized state (B, S)."""
         cond = self.cond(torch.cat([state, action, text], dim=-1))
         x = self.inp(history.flatten(1, 2))
-        divergence = None
-        if self.noise is not None:
-            change = None if target is None else target - history[:, -1]
-            embedding, divergence = self.noise(torch.cat([x.mean((2, 3)), cond], -1), change)
-            cond = cond + embedding
         for block in self.blocks:
             x = block(x, cond)
         z_next = history[:, -1] + self.out(x)
         s_next = state + self.state_head(torch.cat([x.mean((2, 3)), cond], dim=-1))
-        return z_next, s_next, divergence
+        return z_next, s_next
 
     def judge_logits(self, z: Tensor, state: Tensor, text: Tensor) -> Tensor:
         """(B, 2) logits of success and episode end for a latent, its state and instruction."""
@@ -282,19 +225,17 @@ class LatentConvWorldModel(WorldModel):
         history, s = z_all[:, :K], state[:, K - 1]
         previous = {k: frames[k][:, K - 1] for k in frames}
         zero = torch.zeros((), device=z_all.device)
-        image_loss = latent_loss = state_loss = judge_loss = mask_loss = kl_loss = zero
+        image_loss = latent_loss = state_loss = judge_loss = mask_loss = zero
         for i in range(H):
-            z_true = z_all[:, K + i].detach()
-            z_next, s, divergence = self.dynamics(history, s, action[:, i], text, z_true)
+            z_next, s = self.dynamics(history, s, action[:, i], text)
             w = weight[:, i]
-            if divergence is not None:
-                kl_loss = kl_loss + (divergence * w).sum() / count
             predicted, mask = self.decode(z_next, previous, z_next - history[:, -1])
             previous = predicted
             mask_loss = mask_loss + (mask.mean((1, 2, 3, 4)) * w).sum() / count
             for k in frames:
                 err = (predicted[k] - frames[k][:, K + i]).pow(2).mean((1, 2, 3))
                 image_loss = image_loss + (err * w).sum() / count
+            z_true = z_all[:, K + i].detach()
             latent_loss = latent_loss + ((z_next - z_true).pow(2).mean((1, 2, 3)) * w).sum() / count
             state_loss = state_loss + ((s - state[:, K + i]).pow(2).mean(1) * w).sum() / count
             if c.success_head:
@@ -312,7 +253,6 @@ class LatentConvWorldModel(WorldModel):
             + state_loss
             + c.success_loss * judge_loss
             + c.mask_loss * mask_loss
-            + c.kl_loss * kl_loss
         )
         info = {
             "recon": recon_loss.item(),
@@ -321,7 +261,6 @@ class LatentConvWorldModel(WorldModel):
             "state": state_loss.item() / H,
             "judge": judge_loss.item() / H,
             "mask": mask_loss.item() / H,
-            "kl": kl_loss.item() / H,
         }
         return loss, info
 
@@ -345,7 +284,7 @@ class LatentConvWorldModel(WorldModel):
     def step(self, carry: dict, action: Tensor) -> tuple[dict, Prediction]:
         self.check_action(action)
         history, text = carry["history"], carry["text"]
-        z_next, s_next, _ = self.dynamics(history, carry["state"], self.step_actions(action), text)
+        z_next, s_next = self.dynamics(history, carry["state"], self.step_actions(action), text)
         success, done = torch.sigmoid(self.judge_logits(z_next, s_next, text)).unbind(-1)
         images, _ = self.decode(z_next, carry["frames"], z_next - history[:, -1])
         carry = {
