@@ -14,6 +14,12 @@ steps per second, and RL needs a success judgement on every imagined frame.
 - Training unrolls H steps open-loop from real context frames and penalizes every step's
   decoded frames, latent, state and labels, so the model learns to correct its own drift.
 
+Dynamics are deterministic. A stochastic variant (DreamerV3's per-step categorical
+variables, posterior in training, prior in imagination; commit 4b147e2, reverted) left its
+variables unused on the quickstart data (0.06 nats per step) and ranked GRPO groups worse
+(`benchmarks/group_agreement`): what this model misses is not an outcome left open by the
+history and the actions.
+
 Convolutions keep the spatial layout, which is cheap on CPUs and scales by widening on GPUs
 (`configs/world_model/base.yaml`); a diffusion or transformer family can sit beside it in
 `world_models/` behind the same `WorldModel` interface.
